@@ -1,0 +1,48 @@
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.utils.text import slugify
+from rest_framework.authtoken.models import Token
+
+from accounts.models import Tenant, User
+
+
+class AccountError(Exception):
+    """A request about accounts that cannot be carried out as asked."""
+
+
+@transaction.atomic
+def tenant_user_create(
+    *,
+    tenant_name: str,
+    email: str,
+    password: str,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> tuple[User, str]:
+    """Create the tenant (when new) and its user, or update the user's password; return the user and API token."""
+    slug = slugify(tenant_name)
+    if not slug:
+        raise AccountError(f"Cannot make a slug from the tenant name {tenant_name!r}")
+    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email, password, tenant=tenant)
+    elif user.tenant_id != tenant.id:
+        raise AccountError(f"{email} already belongs to another tenant")
+    else:
+        user.set_password(password)
+    user.is_staff = is_staff or is_superuser or user.is_staff
+    user.is_superuser = is_superuser or user.is_superuser
+    user.save()
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
+
+
+def token_obtain(*, email: str, password: str) -> str | None:
+    """The API token of the user with these credentials, or None when they do not match an active tenant user."""
+    user = authenticate(username=email.lower(), password=password)
+    if user is None or user.tenant_id is None:
+        return None
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key

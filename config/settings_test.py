@@ -1,0 +1,23 @@
+"""Settings for the test suite: the real stack, kept apart from a running development system."""
+
+import os
+
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# Queues, results and throttle counters of the tests live in their own Redis database, so a `make run` next door
+# neither steals test tasks nor receives them.
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.pop("CELERY_BROKER_URL", None)
+os.environ.pop("EMAIL_URL", None)
+
+from config.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; test passwords are not secrets
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # tests that deliver mail start a real SMTP server
+EMAIL_RETRY_BASE_DELAY = 1.0
+JOBS_RELAY_GRACE_SECONDS = 0
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tenant": "100000/min"}  # noqa: F405
+if "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
+    # The in-process test worker closes its connection after each task, so the test database can be dropped at the end.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

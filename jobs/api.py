@@ -1,0 +1,44 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.selectors import job_get, job_status
+from jobs.serializers import TaskStatusOutput
+from jobs.services import JobNotCancellable, job_cancel
+
+NOT_FOUND = "No task with this id."
+
+
+def _tenant_job_or_404(request: Request, task_id: str):
+    job = job_get(tenant_id=request.user.tenant_id, task_id=task_id)
+    if job is None:
+        raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's
+    return job
+
+
+class TaskStatusView(APIView):
+    @extend_schema(responses={200: TaskStatusOutput, 404: OpenApiResponse(description="unknown or not yours")})
+    def get(self, request: Request, task_id: str) -> Response:
+        return Response(job_status(job=_tenant_job_or_404(request, task_id)))
+
+
+class TaskCancelView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            202: TaskStatusOutput,
+            404: OpenApiResponse(description="unknown or not yours"),
+            409: OpenApiResponse(description="already running or finished"),
+        },
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        job = _tenant_job_or_404(request, task_id)
+        try:
+            job = job_cancel(job=job, by_user_id=request.user.id)
+        except JobNotCancellable as exc:
+            return Response({"detail": str(exc), "status": exc.status}, status=status.HTTP_409_CONFLICT)
+        job = job_get(tenant_id=request.user.tenant_id, task_id=task_id)
+        return Response(job_status(job=job), status=status.HTTP_202_ACCEPTED)

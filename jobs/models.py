@@ -1,0 +1,63 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+
+class Job(models.Model):
+    """The record of one piece of accepted work: who asked, what, and whether it reached the broker.
+
+    Its state while running and its outcome live in django-celery-results' TaskResult (joined on the task id as
+    ``job.result``); this row is what survives a broker that lost its messages, and what the relay republishes.
+    """
+
+    task_id = models.CharField(max_length=255, unique=True, help_text="the public id: the Celery task id")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="jobs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    kind = models.CharField(max_length=100, help_text="what the job does, e.g. send_email")
+    task_name = models.CharField(max_length=255)
+    kwargs = models.JSONField(default=dict, blank=True)
+    accepted_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="when the broker took it; empty = not yet")
+    publish_count = models.PositiveIntegerField(default=0)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    result = models.ForeignObject(
+        TaskResult,
+        on_delete=models.DO_NOTHING,
+        from_fields=["task_id"],
+        to_fields=["task_id"],
+        null=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-accepted_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-accepted_at"], name="job_tenant_recent_idx"),
+            models.Index(fields=["kind", "-accepted_at"], name="job_kind_recent_idx"),
+            models.Index(fields=["accepted_at"], condition=Q(published_at__isnull=True), name="job_unpublished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.task_id}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST that carried an Idempotency-Key, replayed for repeats within the TTL."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_path = models.CharField(max_length=500)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_key_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.key

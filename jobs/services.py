@@ -1,0 +1,125 @@
+"""Enqueue, publish, relay and cancel: the only way work reaches the broker."""
+
+import logging
+import random
+import uuid
+from datetime import timedelta
+
+from celery import current_app, states
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+# What a publish raises when the broker cannot be reached.
+BROKER_ERRORS = (KombuError, RedisError, OSError)
+
+
+class JobNotCancellable(Exception):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The task is {status} and can no longer be canceled.")
+        self.status = status
+
+
+def job_new_id() -> str:
+    """A fresh public id; domain rows that point at their Job take it before the Job row is written."""
+    return str(uuid.uuid4())
+
+
+def job_enqueue(
+    *,
+    task_name: str,
+    kind: str,
+    tenant_id: int,
+    user_id: int | None = None,
+    kwargs: dict | None = None,
+    task_id: str | None = None,
+) -> Job:
+    """Record a Job in the caller's transaction; publish it to the broker only once that transaction commits.
+
+    If the transaction rolls back, neither the Job nor the message exists. If the broker is down at commit, the Job
+    stays unpublished and ``jobs_publish_pending`` (run by beat and at worker start) publishes it later.
+    """
+    job = Job.objects.create(
+        task_id=task_id or job_new_id(),
+        tenant_id=tenant_id,
+        user_id=user_id,
+        kind=kind,
+        task_name=task_name,
+        kwargs=kwargs or {},
+    )
+    transaction.on_commit(lambda: job_publish(job=job))
+    return job
+
+
+def job_publish(*, job: Job) -> bool:
+    """Hand the job to the broker under its own task id; True when the broker took it."""
+    try:
+        current_app.send_task(job.task_name, kwargs=job.kwargs, task_id=job.task_id)
+    except BROKER_ERRORS:
+        logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
+        return False
+    Job.objects.filter(pk=job.pk).update(published_at=timezone.now(), publish_count=F("publish_count") + 1)
+    return True
+
+
+def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) -> int:
+    """Publish jobs whose after-commit publish never happened; return how many the broker took.
+
+    Younger jobs are left alone for ``grace``: their own publish may still be in flight. Row locks (skipped when
+    taken) keep two relays from publishing the same job.
+    """
+    if grace is None:
+        grace = timedelta(seconds=settings.JOBS_RELAY_GRACE_SECONDS)
+    published = 0
+    with transaction.atomic():
+        pending = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True, canceled_at__isnull=True, accepted_at__lte=timezone.now() - grace)
+            .order_by("accepted_at")[:limit]
+        )
+        for job in pending:
+            if not job_publish(job=job):
+                break  # the broker is still down; the next run tries again
+            published += 1
+    if published:
+        logger.info("Relay published %d pending job(s)", published)
+    return published
+
+
+def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
+    """Cancel a job that has not started: its result becomes REVOKED and no worker will run it."""
+    from jobs.selectors import job_state  # selectors import services' neighbours; keep the cycle local
+
+    with transaction.atomic():
+        job = Job.objects.select_for_update(of=("self",)).select_related("result").get(pk=job.pk)
+        state = job_state(job=job)
+        if state not in (states.PENDING, states.RETRY):
+            raise JobNotCancellable(state)
+        job.canceled_at = timezone.now()
+        job.canceled_by_id = by_user_id
+        job.save(update_fields=["canceled_at", "canceled_by"])
+        current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
+    try:
+        current_app.control.revoke(job.task_id)
+    except BROKER_ERRORS:
+        # Workers also check canceled_at before running, so a lost broadcast changes nothing.
+        logger.warning("Could not broadcast the revoke of %s; the worker-side check will skip it", job.task_id)
+    logger.info("Job %s (tenant %s) canceled by user %s", job.task_id, job.tenant_id, by_user_id)
+    return job
+
+
+def retry_countdown(*, retries: int, base: float, cap: float, jitter: float = 0.25) -> float:
+    """Exponential backoff, ``base·2^retries`` capped at ``cap``, shortened by up to ``jitter`` at random.
+
+    The jitter only ever shortens a delay, so successive delays still grow: they spread out a herd of retries
+    without letting a later retry come sooner than an earlier one.
+    """
+    delay = min(cap, base * 2**retries)
+    return delay * (1 - jitter * random.random())  # noqa: S311 - spreading load, not security

@@ -1,0 +1,40 @@
+import logging
+
+from celery import current_app
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from jobs.services import BROKER_ERRORS
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker both answer; 503 with each part's state otherwise."""
+    parts = {"database": _check_database(), "broker": _check_broker()}
+    healthy = all(state == "ok" for state in parts.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **parts}, status=200 if healthy else 503)
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", and is reported
+        logger.warning("Health: database check failed: %s", exc)
+        return "unavailable"
+    return "ok"
+
+
+def _check_broker() -> str:
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except BROKER_ERRORS as exc:
+        logger.warning("Health: broker check failed: %s", exc)
+        return "unavailable"
+    return "ok"

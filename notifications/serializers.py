@@ -1,0 +1,20 @@
+from rest_framework import serializers
+
+
+def _single_line(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise serializers.ValidationError("Must not contain line breaks.")
+    return value
+
+
+class SendEmailInput(serializers.Serializer):
+    to_email = serializers.EmailField(max_length=254, validators=[_single_line])
+    subject = serializers.CharField(max_length=255, validators=[_single_line])
+    body = serializers.CharField(max_length=100_000, trim_whitespace=False)
+
+
+class SendEmailAccepted(serializers.Serializer):
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+    email_id = serializers.IntegerField()

@@ -1,0 +1,47 @@
+import pytest
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+
+from accounts.models import Tenant, User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_token_for_good_credentials(client, tenant_user):
+    response = client.post(
+        "/api/auth/token/", {"email": tenant_user.email, "password": "correct-horse-battery"}, "application/json"
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"token": Token.objects.get(user=tenant_user).key}
+
+
+@pytest.mark.parametrize("password", ["wrong", ""])
+def test_bad_credentials_are_a_400(client, tenant_user, password):
+    response = client.post("/api/auth/token/", {"email": tenant_user.email, "password": password}, "application/json")
+
+    assert response.status_code == 400
+    assert not Token.objects.exists()
+
+
+def test_create_tenant_prints_a_working_token_last(client, capsys):
+    call_command("create_tenant", "Initech", "--email", "Peter@Initech.example", "--password", "tps-reports-1")
+
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    user = User.objects.get(email="peter@initech.example")
+    assert user.tenant == Tenant.objects.get(slug="initech")
+    assert not user.is_staff
+    assert client.get("/api/tasks/nope/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 404
+    assert client.get("/api/tasks/nope/", HTTP_AUTHORIZATION="Token not-a-token").status_code == 401
+
+
+def test_create_tenant_again_keeps_one_tenant_and_one_token(capsys):
+    call_command("create_tenant", "Initech", "--email", "bill@initech.example", "--password", "pw-123456", "--staff")
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    call_command("create_tenant", "Initech", "--email", "bill@initech.example", "--password", "pw-7654321")
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+
+    assert first == second
+    assert Tenant.objects.count() == 1
+    user = User.objects.get()
+    assert user.is_staff and user.check_password("pw-7654321")

@@ -1,0 +1,136 @@
+"""The one way work reaches the broker: written with the caller's transaction, published after commit, relayed."""
+
+import contextlib
+import time
+
+import pytest
+from django.db import transaction
+from django_celery_results.models import TaskResult
+
+from config.celery import app as celery_app
+from jobs.models import Job
+from jobs.tasks import publish_unpublished_jobs
+from notifications.models import OutboundEmail
+from notifications.services import email_request
+from tests.conftest import wait_for_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EMAIL = {"to_email": "ada@example.com", "subject": "Hello", "body": "Hi"}
+
+
+@contextlib.contextmanager
+def broker_at(url: str):
+    """Point this process's publishers at another broker URL (the worker keeps its own connection)."""
+    original = celery_app.conf.broker_url
+
+    def switch(to: str) -> None:
+        # kombu keeps one pool per URL; dropping our references makes the next publish pick the pool for ``to``.
+        celery_app.conf.broker_url = to
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    switch(url)
+    try:
+        yield
+    finally:
+        switch(original)
+
+
+def test_a_rolled_back_transaction_leaves_no_job_and_runs_nothing(celery_worker, smtp_server, tenant_user):
+    # when a request's transaction fails after enqueueing
+    with pytest.raises(RuntimeError), transaction.atomic():
+        email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)
+        raise RuntimeError("the rest of the request failed")
+
+    # then no row remains, and a job sent afterwards is the only one the (first-in, first-out) worker ever runs
+    assert not Job.objects.exists() and not OutboundEmail.objects.exists()
+    barrier = email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **{**EMAIL, "subject": "Barrier"})
+    barrier_result = celery_app.AsyncResult(barrier.job_id)
+    barrier_result.get(timeout=20)
+    assert [m["Subject"] for m in smtp_server.messages] == ["Barrier"]
+    assert TaskResult.objects.filter(task_name="notifications.send_email").count() == 1
+
+
+def test_broker_down_at_enqueue_the_job_waits_and_the_relay_publishes_it_once(celery_worker, smtp_server, api):
+    # given a broker that cannot be reached
+    with broker_at("redis://127.0.0.1:1/0"):
+        started = time.monotonic()
+        response = api.post("/api/send-email/", EMAIL, format="json")
+        elapsed = time.monotonic() - started
+
+    # then the request still succeeds, quickly, and the job is recorded but unpublished
+    assert response.status_code == 202
+    assert elapsed < 10
+    task_id = response.json()["task_id"]
+    job = Job.objects.get(task_id=task_id)
+    assert job.published_at is None
+    assert api.get(f"/api/tasks/{task_id}/").json()["status"] == "PENDING"
+
+    # when the broker is back and the relay runs (twice, as beat would)
+    publish_unpublished_jobs.apply_async().get(timeout=20)
+    final = wait_for_status(api, task_id)
+    publish_unpublished_jobs.apply_async().get(timeout=20)
+
+    # then the job ran exactly once
+    assert final["status"] == "SUCCESS"
+    job.refresh_from_db()
+    assert job.published_at is not None and job.publish_count == 1
+    assert len(smtp_server.wait_for(2, timeout=2)) == 1
+
+
+def test_the_relay_leaves_jobs_still_inside_their_grace_period(celery_worker, settings, tenant_user):
+    from jobs.services import jobs_publish_pending
+
+    settings.JOBS_RELAY_GRACE_SECONDS = 60
+    with broker_at("redis://127.0.0.1:1/0"):
+        email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)
+
+    assert jobs_publish_pending() == 0
+    assert Job.objects.get().published_at is None
+
+
+def test_same_idempotency_key_gives_the_first_task_and_makes_no_second_job(api):
+    first = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="order-42-receipt")
+    again = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="order-42-receipt")
+    other = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="order-43-receipt")
+
+    assert first.status_code == again.status_code == other.status_code == 202
+    assert again.json() == first.json()
+    assert other.json()["task_id"] != first.json()["task_id"]
+    assert Job.objects.count() == 2 and OutboundEmail.objects.count() == 2
+
+
+def test_an_idempotency_key_is_per_tenant(api, db):
+    from tests.conftest import client_for
+    from tests.factories import TenantFactory, UserFactory
+
+    other_tenant = client_for(UserFactory(tenant=TenantFactory(name="Globex")))
+
+    mine = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    theirs = other_tenant.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert mine.json()["task_id"] != theirs.json()["task_id"]
+    assert Job.objects.count() == 2
+
+
+def test_an_idempotency_key_expires_after_24_hours(api):
+    from datetime import timedelta
+
+    from jobs.models import IdempotencyKey
+
+    first = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    IdempotencyKey.objects.update(created_at=IdempotencyKey.objects.get().created_at - timedelta(hours=25))
+
+    later = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert later.json()["task_id"] != first.json()["task_id"]
+    assert Job.objects.count() == 2
+
+
+def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):
+    bad = api.post("/api/send-email/", {**EMAIL, "to_email": "nope"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    good = api.post("/api/send-email/", EMAIL, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert (bad.status_code, good.status_code) == (400, 202)
+    assert Job.objects.count() == 1

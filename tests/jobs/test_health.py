@@ -1,0 +1,26 @@
+import pytest
+
+from tests.jobs.test_enqueue import broker_at
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthy_when_database_and_broker_answer(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_unavailable_when_the_broker_does_not_answer(client):
+    with broker_at("redis://127.0.0.1:1/0"):
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "broker": "unavailable"}
+
+
+def test_a_body_over_the_limit_is_a_413(client, settings):
+    response = client.post("/api/auth/token/", "x" * (settings.REQUEST_BODY_MAX_BYTES + 1), "application/json")
+
+    assert response.status_code == 413
