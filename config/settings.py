@@ -11,9 +11,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-# A random key is fine while developing; in production a missing key must stop startup, not invent one.
-SECRET_KEY = env.str("SECRET_KEY", default=get_random_secret_key() if DEBUG else None)
+SECRET_KEY = env.str("SECRET_KEY", default=None)
+if not SECRET_KEY and DEBUG:
+    # A random development key, kept in var/ so that web, worker and beat (and every gunicorn worker) share it.
+    _dev_key_file = BASE_DIR / "var" / "dev-secret-key"
+    _dev_key_file.parent.mkdir(exist_ok=True)
+    if not _dev_key_file.exists():
+        _dev_key_file.write_text(get_random_secret_key())
+    SECRET_KEY = _dev_key_file.read_text().strip()
 if not SECRET_KEY:
+    # In production a missing key must stop startup, not be invented.
     raise environ.ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -207,6 +214,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True  # lets Flower and queue_status see tasks
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # the console email backend prints messages; they are not warnings
 
 # The relay publishes jobs whose after-commit publish failed (broker down). It leaves younger jobs alone: their
 # own publish may still be in flight.
