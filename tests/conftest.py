@@ -1,10 +1,16 @@
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -15,6 +21,7 @@ from config.celery import app as celery_app
 from tests.factories import TenantFactory, UserFactory, token_for
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -61,20 +68,13 @@ def wait_for_status(client: APIClient, task_id: str, statuses=FINAL, timeout: fl
 # --- A real worker ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def _session_worker(django_db_setup, django_db_blocker):
-    """One in-process Celery worker (solo pool, a thread of its own) consuming every queue on the test Redis."""
-    with django_db_blocker.unblock():
-        celery_app.control.purge()
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
-            yield
-
-
 @pytest.fixture
-def celery_worker(_session_worker, transactional_db):
-    """The session's worker, with a test database whose commits it can see and no messages left by other tests."""
+def celery_worker(transactional_db):
+    """A real Celery worker in this process (solo pool, a thread of its own) consuming every queue on the test
+    Redis, with a test database whose commits it can see and no messages left over from other tests."""
     celery_app.control.purge()
-    yield
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
+        yield
     celery_app.control.purge()
 
 
@@ -128,3 +128,104 @@ def smtp_server(settings):
     settings.EMAIL_TIMEOUT = 5
     yield recorder
     controller.stop()
+
+
+# --- Real worker processes --------------------------------------------------------------------------------------------
+
+
+def database_url_for_subprocesses() -> str:
+    """A DATABASE_URL that reaches the database this test run is using (the test database, not the configured one)."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{params['NAME']}"
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params["PASSWORD"] else "")
+    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a project process started by a test: test settings, this run's database and Redis."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings_test",
+        DATABASE_URL=database_url_for_subprocesses(),
+        TEST_REDIS_URL=celery_app.conf.broker_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A `celery worker` process (prefork pool) started by a test; it can be stopped, killed and started again."""
+
+    def __init__(self, log_dir: Path, concurrency: int = 1, extra_args: tuple[str, ...] = (), **env: str) -> None:
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.log_path = log_dir / f"worker-{self.name.split('@')[0]}.log"
+        self.concurrency = concurrency
+        self.extra_args = extra_args
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "WorkerProcess":
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
+             f"--concurrency={self.concurrency}", "--loglevel=INFO", "-n", self.name,
+             "--queues=default,reports,webhooks", "--without-gossip", "--without-mingle", *self.extra_args],
+            cwd=PROJECT_DIR, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited at start:\n{self.log()}")
+            with self.log_path.open("rb") as handle:
+                handle.seek(offset)
+                if b" ready." in handle.read():
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def pool_children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool: a crash, no chance to clean up."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # warm shutdown: finish the running task, then exit
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def worker_process(transactional_db, tmp_path):
+    """Make real worker processes: ``worker_process(**env).start()``. All are stopped when the test ends.
+
+    Not to be combined with ``celery_worker`` in one test: both would take messages from the same queues.
+    """
+    celery_app.control.purge()
+    started: list[WorkerProcess] = []
+
+    def make(concurrency: int = 1, extra_args: tuple[str, ...] = (), **env: str) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path, concurrency=concurrency, extra_args=extra_args, **env)
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+    celery_app.control.purge()
