@@ -1,6 +1,11 @@
-"""The standard periodic schedules, created by `manage.py setup_periodic_tasks` and then owned by the admin."""
+"""The standard periodic schedules, created by `manage.py setup_periodic_tasks` and then owned by the admin.
+
+Times are UTC. Beat runs them with django-celery-beat's DatabaseScheduler, which re-reads the table whenever a
+schedule is saved (``PeriodicTasks.changed``), so an admin's edit takes effect without restarting beat.
+"""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
@@ -35,6 +40,24 @@ STANDARD_SCHEDULES: list[StandardSchedule] = [
         when=Every(seconds=10),
         description="Publish jobs accepted while the broker was unreachable.",
     ),
+    StandardSchedule(
+        name="check-subscription-renewals",
+        task="notifications.check_subscription_renewals",
+        when=Crontab(minute="0", hour="0"),
+        description="Remind each tenant's admins of a subscription that renews today (UTC).",
+    ),
+    StandardSchedule(
+        name="send-weekly-digest",
+        task="notifications.send_weekly_digest",
+        when=Crontab(minute="0", hour="9", day_of_week="1"),
+        description="Email every active user a summary of their tenant's last week.",
+    ),
+    StandardSchedule(
+        name="cleanup-old-logs",
+        task="jobs.cleanup_old_logs",
+        when=Crontab(minute="0", hour="*/6"),
+        description="Prune finished jobs, task results, emails, webhook events and report files past retention.",
+    ),
 ]
 
 
@@ -57,3 +80,27 @@ def periodic_tasks_setup() -> list[str]:
         )
         created.append(standard.name)
     return created
+
+
+def standard_schedule(name: str) -> StandardSchedule:
+    return next(standard for standard in STANDARD_SCHEDULES if standard.name == name)
+
+
+def schedule_next_run(*, name: str, after: datetime) -> datetime | None:
+    """When the named crontab schedule fires next after ``after`` (aware), as beat would compute it.
+
+    Reads the schedule as the admin left it, falling back to the standard one; None for a disabled or
+    non-crontab schedule.
+    """
+    task = PeriodicTask.objects.select_related("crontab").filter(name=name).first()
+    if task is not None:
+        if not task.enabled or task.crontab is None:
+            return None
+        schedule = task.crontab.schedule
+    else:
+        when = standard_schedule(name).when
+        if not isinstance(when, Crontab):
+            return None
+        schedule = CrontabSchedule(timezone="UTC", **vars(when)).schedule
+    schedule.nowfun = lambda: after.astimezone(schedule.tz)
+    return after + schedule.remaining_estimate(after)

@@ -3,24 +3,41 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.signals import worker_ready
+from django.conf import settings
 
-from jobs.models import Job
+from jobs.recovery import jobs_recover_stranded
 from jobs.selectors import PROGRESS
-from jobs.services import jobs_publish_pending
+from jobs.services import job_run_start, jobs_publish_pending
 
 logger = logging.getLogger(__name__)
 
 
+class WorkerCrashLoop(Exception):
+    """The job's worker process died every time it ran it (a poison pill); it will not be delivered again."""
+
+
 class JobTask(Task):
-    """Base for every task that runs a Job: skips canceled jobs and reports progress in one shape."""
+    """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
 
     def __call__(self, *args, **kwargs):
         task_id = self.request.id
-        if task_id and Job.objects.filter(task_id=task_id, canceled_at__isnull=False).exists():
-            # STARTED was already written by track_started; put the canceled state back and run nothing.
-            self.backend.mark_as_revoked(task_id, reason="canceled", request=self.request)
-            logger.info("Skipping canceled job %s", task_id)
-            raise Ignore()
+        run = job_run_start(task_id=task_id) if task_id and not self.request.is_eager else None
+        if run is not None:
+            run_count, canceled = run
+            if canceled:
+                # STARTED was already written by track_started; put the canceled state back and run nothing.
+                self.backend.mark_as_revoked(task_id, reason="canceled", request=self.request)
+                logger.info("Skipping canceled job %s", task_id)
+                raise Ignore()
+            # Each retry is one expected start; any start beyond those is a redelivery after a lost worker.
+            crashes = run_count - (self.request.retries + 1)
+            if crashes > settings.JOBS_MAX_CRASH_REDELIVERIES:
+                error = WorkerCrashLoop(
+                    f"Stopped after {run_count} deliveries: the worker process died every time it ran this job."
+                )
+                self.backend.mark_as_failure(task_id, error, request=self.request)
+                logger.error("Job %s is a poison pill (%d starts); marked failed", task_id, run_count)
+                raise Ignore()
         return super().__call__(*args, **kwargs)
 
     def progress(self, *, current: int, total: int, status: str = "") -> None:
@@ -30,6 +47,11 @@ class JobTask(Task):
 @shared_task(name="jobs.publish_unpublished", ignore_result=True, time_limit=120, soft_time_limit=90)
 def publish_unpublished_jobs() -> int:
     return jobs_publish_pending()
+
+
+@shared_task(name="jobs.recover_stranded", ignore_result=True, time_limit=120, soft_time_limit=90)
+def recover_stranded_jobs() -> int:
+    return len(jobs_recover_stranded())
 
 
 @worker_ready.connect

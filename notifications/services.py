@@ -1,13 +1,21 @@
 import logging
 import smtplib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from email.utils import make_msgid
+from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import FieldError
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from jobs.services import job_enqueue, job_new_id
+from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -126,3 +134,228 @@ def _describe(exc: Exception) -> str:
         code, text = next(iter(exc.recipients.values()))
         return f"SMTP {code}: {text.decode(errors='replace') if isinstance(text, bytes) else text}"
     return f"{type(exc).__name__}: {exc}"
+
+
+# --- Retry (jobs.retry hook for kind "send_email") -------------------------------------------------------------------
+
+
+def email_retry(*, job, by_user_id: int | None):
+    """Put the failed email of ``job`` back in the queue under a new job; return that job.
+
+    ``send_email`` skips rows that are not queued, so re-sending the old message would do nothing: the row goes back
+    to queued with its error cleared and points at the new job. Attempts and Message-ID are kept.
+    """
+    from jobs.retry import JobNotRetryable
+
+    with transaction.atomic():
+        email = OutboundEmail.objects.select_for_update().filter(job_id=job.task_id).first()
+        if email is None:
+            raise JobNotRetryable("Its email no longer exists.")
+        if email.status != OutboundEmail.Status.FAILED:
+            raise JobNotRetryable(f"Its email is {email.status}.")
+        task_id = job_new_id()
+        email.status = OutboundEmail.Status.QUEUED
+        email.error = ""
+        email.job_id = task_id  # the Job row follows in this transaction; the foreign key is checked at commit
+        email.save(update_fields=["status", "error", "job"])
+        new_job = job_enqueue(
+            task_name=SEND_EMAIL_TASK,
+            kind="send_email",
+            tenant_id=email.tenant_id,
+            user_id=email.requested_by_id,
+            kwargs={"email_id": email.pk},
+            task_id=task_id,
+        )
+    logger.info("Email %s (tenant %s) re-queued as job %s by user %s", email.pk, email.tenant_id, task_id, by_user_id)
+    return new_job
+
+
+# --- Scheduled emails: renewal reminders and the weekly digest -------------------------------------------------------
+
+
+def email_request_once(*, dedupe_key: str, **fields) -> OutboundEmail | None:
+    """``email_request`` unless an email with this key exists already; None when it did (also if a concurrent run
+    won the race: the unique key makes the loser's insert fail and its transaction roll back)."""
+    if OutboundEmail.objects.filter(dedupe_key=dedupe_key).exists():
+        return None
+    try:
+        return email_request(dedupe_key=dedupe_key, **fields)
+    except IntegrityError:
+        if OutboundEmail.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        raise
+
+
+def subscription_renewal_recipients(*, tenant_id: int) -> list:
+    """Who hears about a tenant's renewal: its active staff users (its admins); if it has none, all its active
+    users, so that a reminder always reaches someone."""
+    from accounts.models import User
+
+    active = User.objects.filter(tenant_id=tenant_id, is_active=True).order_by("pk")
+    admins = list(active.filter(is_staff=True))
+    return admins or list(active)
+
+
+def subscription_renewals_remind(*, today: date) -> int:
+    """Email the admins of every tenant whose subscription period ends ``today`` (UTC); return emails made.
+
+    Each recipient gets one reminder per tenant and day however often this runs (key
+    ``renewal:<tenant id>:<date>:user:<user id>``).
+    """
+    from accounts.models import Tenant
+
+    made = 0
+    for tenant in Tenant.objects.filter(subscription_current_period_end=today).order_by("pk").iterator():
+        for user in subscription_renewal_recipients(tenant_id=tenant.pk):
+            email = email_request_once(
+                dedupe_key=f"renewal:{tenant.pk}:{today.isoformat()}:user:{user.pk}",
+                tenant_id=tenant.pk,
+                user_id=None,
+                to_email=user.email,
+                subject=f"Your {tenant.name} subscription renews today",
+                body=(
+                    f"Hello {user.get_short_name()},\n\n"
+                    f"The subscription of {tenant.name} reaches the end of its current period today, "
+                    f"{today:%A %-d %B %Y} (UTC), and renews.\n"
+                    "Nothing needs doing if your billing details are up to date.\n"
+                ),
+            )
+            made += email is not None
+    logger.info("Renewal reminders for %s: %d email(s) made", today, made)
+    return made
+
+
+@dataclass(frozen=True)
+class DigestWeek:
+    label: str  # ISO week, e.g. "2026-W47"
+    start: datetime  # Monday 00:00 UTC
+    end: datetime  # the next Monday 00:00 UTC (exclusive)
+
+
+def digest_week_for(*, at: datetime) -> DigestWeek:
+    """The full ISO week before the one containing ``at`` (UTC): the week a digest sent at ``at`` summarises."""
+    monday = (at.astimezone(UTC) - timedelta(days=at.astimezone(UTC).weekday())).date()
+    start = datetime.combine(monday - timedelta(days=7), time.min, tzinfo=UTC)
+    year, week, _ = start.isocalendar()
+    return DigestWeek(label=f"{year}-W{week:02d}", start=start, end=start + timedelta(days=7))
+
+
+def digest_summary(*, tenant_id: int, week: DigestWeek) -> dict:
+    """What happened in a tenant during the week: jobs by kind and outcome, reports made, emails by status."""
+    from jobs.models import Job
+    from jobs.selectors import job_state
+
+    jobs: dict[str, Counter] = defaultdict(Counter)
+    recent = Job.objects.filter(tenant_id=tenant_id, accepted_at__gte=week.start, accepted_at__lt=week.end)
+    for job in recent.select_related("result").only("kind", "canceled_at", "task_id", "result__status").iterator():
+        jobs[job.kind][job_state(job=job)] += 1
+    emails = Counter(
+        dict(
+            OutboundEmail.objects.filter(tenant_id=tenant_id, created_at__gte=week.start, created_at__lt=week.end)
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+    )
+    return {"jobs": {kind: dict(outcomes) for kind, outcomes in sorted(jobs.items())}, "reports": _reports_count(
+        tenant_id=tenant_id, week=week
+    ), "emails": dict(emails)}  # fmt: skip
+
+
+def _reports_count(*, tenant_id: int, week: DigestWeek) -> int | None:
+    """Reports created in the week, when the reports app has a Report model with the usual fields; else None."""
+    if not apps.is_installed("reports"):
+        return None
+    try:
+        report_model = apps.get_model("reports", "Report")
+        return report_model.objects.filter(
+            tenant_id=tenant_id, created_at__gte=week.start, created_at__lt=week.end
+        ).count()
+    except (LookupError, FieldError):
+        return None
+
+
+OUTCOME_WORDS = {
+    "SUCCESS": "succeeded",
+    "FAILURE": "failed",
+    "REVOKED": "canceled",
+    "PENDING": "waiting",
+    "STARTED": "running",
+    "PROGRESS": "running",
+    "RETRY": "retrying",
+}
+
+
+def digest_render(*, user, tenant_name: str, summary: dict, week: DigestWeek, sent_at: datetime) -> tuple[str, str]:
+    """Subject and body of one user's digest. Times are shown in DIGEST_DISPLAY_TIMEZONE (they shift with its
+    daylight-saving time while the schedule stays at the same UTC time)."""
+    from jobs.schedules import schedule_next_run
+
+    zone = ZoneInfo(digest_display_timezone())
+    last_day = week.end - timedelta(days=1)
+    lines = [
+        f"Hello {user.get_short_name()},",
+        "",
+        f"Here is what happened in {tenant_name} from {week.start:%A %-d %B} to {last_day:%A %-d %B %Y} "
+        f"(week {week.label}).",
+        "",
+        "Jobs:",
+    ]
+    for kind, outcomes in summary["jobs"].items():
+        words = Counter()
+        for state, count in outcomes.items():
+            words[OUTCOME_WORDS.get(state, state.lower())] += count
+        lines.append(f"  {kind}: " + ", ".join(f"{count} {word}" for word, count in sorted(words.items())))
+    if not summary["jobs"]:
+        lines.append("  none")
+    if summary["reports"] is not None:
+        lines.append(f"Reports created: {summary['reports']}")
+    emails = summary["emails"]
+    lines.append("Emails: " + ", ".join(f"{emails.get(status, 0)} {status}" for status in ("sent", "failed", "queued")))
+    lines += ["", f"Sent {_local(sent_at, zone)}."]
+    next_run = schedule_next_run(name="send-weekly-digest", after=sent_at)
+    if next_run is not None:
+        lines.append(f"Next digest: {_local(next_run, zone)}.")
+    return f"Your weekly summary for {tenant_name} ({week.label})", "\n".join(lines) + "\n"
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%A %-d %B %Y at %H:%M} {local.tzname()} ({zone.key})"
+
+
+def weekly_digest_send(*, at: datetime | None = None) -> int:
+    """Fan out one digest email per active user for the week before ``at``; return how many emails were made.
+
+    Users are read in batches; each email is its own transaction (one failure costs one email) with the key
+    ``digest:<ISO week>:user:<id>``, so a second run in the same week makes none.
+    """
+    from accounts.models import User
+
+    at = at or timezone.now()
+    week = digest_week_for(at=at)
+    summaries: dict[int, dict] = {}
+    made = 0
+    users = (
+        User.objects.filter(is_active=True, tenant__isnull=False)
+        .select_related("tenant")
+        .order_by("pk")
+        .iterator(chunk_size=digest_batch_size())
+    )
+    for user in users:
+        if user.tenant_id not in summaries:
+            summaries[user.tenant_id] = digest_summary(tenant_id=user.tenant_id, week=week)
+        subject, body = digest_render(
+            user=user, tenant_name=user.tenant.name, summary=summaries[user.tenant_id], week=week, sent_at=at
+        )
+        email = email_request_once(
+            dedupe_key=f"digest:{week.label}:user:{user.pk}",
+            tenant_id=user.tenant_id,
+            user_id=None,
+            to_email=user.email,
+            subject=subject,
+            body=body,
+        )
+        made += email is not None
+    logger.info("Weekly digest %s: %d email(s) made", week.label, made)
+    return made
