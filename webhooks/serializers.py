@@ -1,0 +1,21 @@
+from rest_framework import serializers
+
+from webhooks.external import URL_MAX_LENGTH, FetchRefused, fetch_target_validate
+
+
+class FetchExternalDataInput(serializers.Serializer):
+    url = serializers.CharField(max_length=URL_MAX_LENGTH, trim_whitespace=True)
+
+    def validate_url(self, value: str) -> str:
+        try:
+            fetch_target_validate(url=value)
+        except FetchRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
+class FetchExternalDataAccepted(serializers.Serializer):
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    url = serializers.CharField()
+    check_status_at = serializers.CharField()
