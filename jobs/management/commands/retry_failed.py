@@ -1,0 +1,51 @@
+import logging
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from tqdm import tqdm
+
+from jobs.ops import duration_parse, failed_jobs
+from jobs.retry import JobNotRetryable, job_retry
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-enqueue failed jobs as new jobs (a failed email is put back in the queue). "
+        "Jobs already retried, or that did not fail, are skipped, so running it twice retries nothing twice."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--kind", help="only jobs of this kind, e.g. send_email")
+        parser.add_argument("--since", default="24h", help="failed within this long, e.g. 90m, 24h, 7d (default 24h)")
+        parser.add_argument("--dry-run", action="store_true", help="list what would be retried; change nothing")
+
+    def handle(self, *args, kind: str | None, since: str, dry_run: bool, **options) -> None:
+        try:
+            window = duration_parse(since)
+        except ValueError as exc:
+            raise CommandError(f"--since: {exc}") from exc
+        jobs = list(failed_jobs(since=timezone.now() - window, kind=kind))
+        what = f"failed {kind or ''} job(s) in the last {since}".replace("  ", " ")
+        if not jobs:
+            self.stdout.write(f"No {what}.")
+            return
+        if dry_run:
+            for job in jobs:
+                self.stdout.write(f"would retry  {job.task_id}  {job.kind}  tenant {job.tenant_id}")
+            self.stdout.write(f"{len(jobs)} {what}; nothing changed (--dry-run).")
+            return
+        retried, skipped = [], []
+        for job in tqdm(jobs, desc="retrying", unit="job", file=self.stderr, disable=None):
+            try:
+                new_job = job_retry(job=job, by_user_id=None)
+            except JobNotRetryable as exc:
+                skipped.append((job, str(exc)))
+                continue
+            retried.append((job, new_job))
+        for job, new_job in retried:
+            self.stdout.write(f"retried  {job.task_id}  {job.kind}  ->  {new_job.task_id}")
+        for job, reason in skipped:
+            self.stdout.write(f"skipped  {job.task_id}  {job.kind}: {reason}")
+        self.stdout.write(self.style.SUCCESS(f"{len(retried)} retried, {len(skipped)} skipped, of {len(jobs)} {what}."))
