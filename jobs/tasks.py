@@ -58,3 +58,11 @@ def recover_stranded_jobs() -> int:
 def _publish_pending_on_worker_start(sender, **kwargs) -> None:
     # A worker coming up is the moment the broker is known to answer again: flush what was left unpublished.
     publish_unpublished_jobs.apply_async()
+
+
+@shared_task(name="jobs.cleanup_old_logs", time_limit=30 * 60, soft_time_limit=25 * 60)
+def cleanup_old_logs() -> dict:
+    """Beat's "cleanup-old-logs": prune what is past retention (jobs.maintenance); batches make re-runs safe."""
+    from jobs.maintenance import old_logs_cleanup
+
+    return old_logs_cleanup()
