@@ -221,6 +221,15 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # the console email backend print
 JOBS_RELAY_GRACE_SECONDS = env.int("JOBS_RELAY_GRACE_SECONDS", default=5)
 JOBS_RELAY_INTERVAL_SECONDS = env.int("JOBS_RELAY_INTERVAL_SECONDS", default=10)
 IDEMPOTENCY_KEY_TTL_HOURS = 24
+# The sweeper republishes accepted jobs that no queue and no live worker holds (a dead worker, a Redis that lost its
+# data). A job must look stranded on two sweeps at least GRACE seconds apart, so recovery takes at most about
+# 2 × JOBS_SWEEP_INTERVAL_SECONDS + GRACE after the loss. Jobs older than the window are left to the operator.
+JOBS_SWEEP_INTERVAL_SECONDS = env.int("JOBS_SWEEP_INTERVAL_SECONDS", default=30)
+JOBS_SWEEP_GRACE_SECONDS = env.int("JOBS_SWEEP_GRACE_SECONDS", default=30)
+JOBS_SWEEP_WINDOW_HOURS = env.int("JOBS_SWEEP_WINDOW_HOURS", default=24)
+JOBS_SWEEP_INSPECT_TIMEOUT = env.float("JOBS_SWEEP_INSPECT_TIMEOUT", default=2.0)
+# Starts beyond the expected ones (one per retry) mean the worker died running the job; after this many it is failed.
+JOBS_MAX_CRASH_REDELIVERIES = env.int("JOBS_MAX_CRASH_REDELIVERIES", default=3)
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 LOGGING = {

@@ -14,6 +14,8 @@ from config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; test passwords are not secrets
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # tests that deliver mail start a real SMTP server
+if os.environ.get("TEST_EMAIL_URL"):  # a worker process started by a test, pointed at that test's SMTP server
+    vars().update(env.email_url("TEST_EMAIL_URL"))  # noqa: F405
 EMAIL_RETRY_BASE_DELAY = 1.0
 JOBS_RELAY_GRACE_SECONDS = 0
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
@@ -21,3 +23,4 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tenant": "100000/min"}  # noqa: F40
 if "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
     # The in-process test worker closes its connection after each task, so the test database can be dropped at the end.
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+CELERY_IMPORTS = ["tests.chaos.tasks"]  # a poison pill and a tick recorder, for the chaos suite

@@ -21,6 +21,7 @@ class Job(models.Model):
     accepted_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True, help_text="when the broker took it; empty = not yet")
     publish_count = models.PositiveIntegerField(default=0)
+    run_count = models.PositiveIntegerField(default=0, help_text="times a worker started it, retries included")
     canceled_at = models.DateTimeField(null=True, blank=True)
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -39,6 +40,7 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-accepted_at"], name="job_tenant_recent_idx"),
             models.Index(fields=["kind", "-accepted_at"], name="job_kind_recent_idx"),
+            models.Index(fields=["accepted_at"], name="job_accepted_idx"),
             models.Index(fields=["accepted_at"], condition=Q(published_at__isnull=True), name="job_unpublished_idx"),
         ]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from celery import current_app, states
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import KombuError
@@ -67,6 +67,18 @@ def job_publish(*, job: Job) -> bool:
         return False
     Job.objects.filter(pk=job.pk).update(published_at=timezone.now(), publish_count=F("publish_count") + 1)
     return True
+
+
+def job_run_start(*, task_id: str) -> tuple[int, bool] | None:
+    """Count one more start of the job; return (starts so far, canceled?), or None when no Job has this id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Job._meta.db_table} SET run_count = run_count + 1 WHERE task_id = %s "
+            "RETURNING run_count, canceled_at IS NOT NULL",
+            [task_id],
+        )
+        row = cursor.fetchone()
+    return (row[0], bool(row[1])) if row else None
 
 
 def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) -> int:

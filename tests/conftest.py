@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -65,6 +66,24 @@ def wait_for_status(client: APIClient, task_id: str, statuses=FINAL, timeout: fl
     raise AssertionError(f"task {task_id} did not reach {statuses} in {timeout}s; last answer {body}")
 
 
+@contextlib.contextmanager
+def broker_at(url: str):
+    """Point this process's publishers and remote control at another broker URL (a running worker keeps its own)."""
+    original = celery_app.conf.broker_url
+
+    def switch(to: str) -> None:
+        # kombu keeps one pool per URL; dropping our references makes the next publish pick the pool for ``to``.
+        celery_app.conf.broker_url = to
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    switch(url)
+    try:
+        yield
+    finally:
+        switch(original)
+
+
 # --- A real worker ----------------------------------------------------------------------------------------------------
 
 
@@ -88,9 +107,15 @@ class SmtpRecorder:
     messages: list[Message] = field(default_factory=list)
     attempts: list[float] = field(default_factory=list)  # monotonic time of every DATA or refused RCPT
     refusals: list[str] = field(default_factory=list)  # replies to give to the next RCPTs, e.g. "451 try later"
+    rcpt_delay: float = 0.0  # seconds to stall before answering RCPT: keeps a send "in flight" for a while
+    url: str = ""  # for worker processes: ``worker_process(TEST_EMAIL_URL=smtp_server.url)``
     received: threading.Event = field(default_factory=threading.Event)
+    stalling: threading.Event = field(default_factory=threading.Event)  # set while an RCPT is being held back
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_delay:
+            self.stalling.set()
+            await asyncio.sleep(self.rcpt_delay)
         if self.refusals:
             self.attempts.append(time.monotonic())
             return self.refusals.pop(0)
@@ -115,8 +140,8 @@ class SmtpRecorder:
 @pytest.fixture
 def smtp_server(settings):
     """A real SMTP server (aiosmtpd) on a free port, with Django's SMTP backend pointed at it."""
-    recorder = SmtpRecorder()
     port = free_port()
+    recorder = SmtpRecorder(url=f"smtp://127.0.0.1:{port}")
     controller = Controller(recorder, hostname="127.0.0.1", port=port, loop=asyncio.new_event_loop())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

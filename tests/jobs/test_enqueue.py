@@ -1,6 +1,5 @@
 """The one way work reaches the broker: written with the caller's transaction, published after commit, relayed."""
 
-import contextlib
 import time
 
 import pytest
@@ -12,29 +11,11 @@ from jobs.models import Job
 from jobs.tasks import publish_unpublished_jobs
 from notifications.models import OutboundEmail
 from notifications.services import email_request
-from tests.conftest import wait_for_status
+from tests.conftest import broker_at, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EMAIL = {"to_email": "ada@example.com", "subject": "Hello", "body": "Hi"}
-
-
-@contextlib.contextmanager
-def broker_at(url: str):
-    """Point this process's publishers at another broker URL (the worker keeps its own connection)."""
-    original = celery_app.conf.broker_url
-
-    def switch(to: str) -> None:
-        # kombu keeps one pool per URL; dropping our references makes the next publish pick the pool for ``to``.
-        celery_app.conf.broker_url = to
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    switch(url)
-    try:
-        yield
-    finally:
-        switch(original)
 
 
 def test_a_rolled_back_transaction_leaves_no_job_and_runs_nothing(celery_worker, smtp_server, tenant_user):

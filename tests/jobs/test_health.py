@@ -1,6 +1,6 @@
 import pytest
 
-from tests.jobs.test_enqueue import broker_at
+from tests.conftest import broker_at
 
 pytestmark = pytest.mark.django_db
 

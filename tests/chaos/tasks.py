@@ -1,0 +1,22 @@
+"""Tasks that exist only under the test settings (CELERY_IMPORTS), for the chaos suite."""
+
+import os
+import signal
+import time
+
+import redis
+from celery import current_app, shared_task
+
+from jobs.tasks import JobTask
+
+
+@shared_task(bind=True, base=JobTask, name="tests.crash_every_time")
+def crash_every_time(self) -> None:
+    """A poison pill: the pool process dies every time this runs."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@shared_task(name="tests.record_tick", ignore_result=True)
+def record_tick(key: str) -> None:
+    """Append the time it ran to a Redis list, so a test can see how often a schedule fired."""
+    redis.Redis.from_url(current_app.conf.broker_url).rpush(key, time.time())

@@ -1,0 +1,82 @@
+"""A worker killed mid-job: every job in flight still ends, once, within minutes — not hours later."""
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+
+from jobs.models import Job
+from jobs.recovery import jobs_recover_stranded
+from notifications.models import OutboundEmail
+from tests.conftest import wait_for_status
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
+
+
+def send(api, n: int) -> list[str]:
+    return [
+        api.post(
+            "/api/send-email/", {"to_email": f"user{i}@example.com", "subject": f"#{i}", "body": "x"}, format="json"
+        ).json()["task_id"]
+        for i in range(n)
+    ]
+
+
+def sweep_until_recovered(deadline_s: float = 60) -> set[str]:
+    """Run the sweeper as beat would (two looks at a stranded job before it is republished)."""
+    recovered: set[str] = set()
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = jobs_recover_stranded(grace=timedelta(0))
+        recovered.update(found)
+        if found or not Job.objects.exclude(result__status__in=["SUCCESS", "FAILURE", "REVOKED"]).exists():
+            return recovered
+        time.sleep(0.5)
+    return recovered
+
+
+def test_main_process_killed_the_sweeper_recovers_its_jobs_and_each_is_sent_once(
+    private_redis, worker_process, smtp_server, api
+):
+    # given a worker busy with slow sends, more waiting behind it
+    smtp_server.rcpt_delay = 1.5
+    worker = worker_process(concurrency=2, TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
+    task_ids = send(api, 6)
+    wait_for_status(api, task_ids[0], {"STARTED"}, timeout=20)
+
+    # when the whole worker dies at once (main process and pool), then comes back
+    worker.kill()
+    assert Job.objects.filter(result__status="SUCCESS").count() < 6  # the crash left work undone
+    worker.start()
+    recovered = sweep_until_recovered()
+
+    # then every job ends SUCCESS, and every address got exactly one email
+    finals = [wait_for_status(api, task_id, timeout=60)["status"] for task_id in task_ids]
+    assert finals == ["SUCCESS"] * 6, worker.log()[-3000:]
+    assert recovered, "the sweeper should have republished the jobs the dead worker held"
+    smtp_server.wait_for(6)
+    time.sleep(1)  # a duplicate, if any, would arrive now
+    recipients = sorted(message["To"] for message in smtp_server.messages)
+    assert recipients == sorted(f"user{i}@example.com" for i in range(6))
+    assert set(OutboundEmail.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_killed_pool_process_is_replaced_and_its_job_redelivered_at_once(
+    private_redis, worker_process, smtp_server, api
+):
+    smtp_server.rcpt_delay = 3
+    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
+    [task_id] = send(api, 1)
+    assert smtp_server.stalling.wait(timeout=20)
+
+    # when the pool process running it dies in the middle of talking to the mail server
+    smtp_server.rcpt_delay = 0
+    [child] = worker.pool_children()
+    os.kill(child, signal.SIGKILL)
+
+    # then the message is given back at once (no sweeper needed) and sent once
+    assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
+    assert len(smtp_server.wait_for(2, timeout=2)) == 1
+    assert Job.objects.get().run_count == 2
