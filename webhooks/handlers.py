@@ -46,7 +46,7 @@ def _billing_tenant(event: WebhookEvent) -> Tenant:
     slug = billing_tenant_slug(event.payload)
     if slug is None:
         raise WebhookEventInvalid("data.tenant: a tenant slug is required.")
-    tenant = Tenant.objects.select_for_update().filter(slug=slug).first()
+    tenant = Tenant.objects.select_for_update(no_key=True).filter(slug=slug).first()
     if tenant is None:
         raise WebhookEventInvalid(f"data.tenant: no tenant with slug {slug!r}.")
     return tenant
