@@ -1,5 +1,11 @@
+import logging
+
 from django.apps import AppConfig
 
 
 class ReportsConfig(AppConfig):
     name = "reports"
+
+    def ready(self) -> None:
+        # WeasyPrint logs every page it lays out at INFO; a 100-page report would drown the worker's log.
+        logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)

@@ -1,0 +1,117 @@
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.idempotency import idempotent
+from reports import selectors
+from reports.models import Report
+from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput
+from reports.services import report_filename, report_request, users_export_request
+
+IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+NOT_FOUND = "No report with this id."
+
+
+def _accepted(report: Report) -> Response:
+    return Response(
+        {
+            "task_id": report.job_id,
+            "report_id": report.pk,
+            "status": "generating",
+            "check_status_at": f"/api/tasks/{report.job_id}/",
+            "report_url": f"/api/reports/{report.pk}/",
+        },
+        status=status.HTTP_202_ACCEPTED,
+    )
+
+
+def _tenant_report_or_404(request: Request, report_id: int) -> Report:
+    report = selectors.report_get(tenant_id=request.user.tenant_id, report_id=report_id)
+    if report is None:
+        raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's
+    return report
+
+
+class ReportGenerateView(APIView):
+    @extend_schema(request=ReportGenerateInput, responses={202: ReportAccepted}, parameters=[IDEMPOTENCY_HEADER])
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = ReportGenerateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = report_request(
+            tenant_id=request.user.tenant_id, user_id=request.user.id, report_type=data.validated_data["report_type"]
+        )
+        return _accepted(report)
+
+
+class UsersBatchProcessView(APIView):
+    @extend_schema(request=None, responses={202: ReportAccepted}, parameters=[IDEMPOTENCY_HEADER])
+    @idempotent
+    def post(self, request: Request) -> Response:
+        report = users_export_request(tenant_id=request.user.tenant_id, user_id=request.user.id)
+        return _accepted(report)
+
+
+class ReportListView(APIView):
+    @extend_schema(responses={200: ReportOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        reports = selectors.report_list(tenant_id=request.user.tenant_id)[:200]
+        return Response(ReportOutput(reports, many=True).data)
+
+
+class ReportDetailView(APIView):
+    @extend_schema(responses={200: ReportOutput, 404: OpenApiResponse(description="unknown or not yours")})
+    def get(self, request: Request, report_id: int) -> Response:
+        return Response(ReportOutput(_tenant_report_or_404(request, report_id)).data)
+
+
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """The download answers a file whatever the client accepts; errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ReportDownloadView(APIView):
+    content_negotiation_class = AnyAcceptNegotiation
+
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(description="the report's file (text/csv for an export)"),
+            404: OpenApiResponse(description="unknown or not yours"),
+            409: OpenApiResponse(description="not completed (yet)"),
+        }
+    )
+    def get(self, request: Request, report_id: int):
+        report = _tenant_report_or_404(request, report_id)
+        if report.status != Report.Status.COMPLETED or not report.file:
+            detail = (
+                f"The report failed: {report.error}"
+                if report.status == Report.Status.FAILED
+                else "The report is not ready yet; poll its status and download it once it is completed."
+            )
+            return Response(
+                {"detail": detail, "status": report.status, "check_status_at": f"/api/tasks/{report.job_id}/"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return report_file_response(report)
+
+
+def report_file_response(report: Report, *, as_attachment: bool = True) -> FileResponse:
+    response = FileResponse(
+        report.file.open("rb"),
+        as_attachment=as_attachment,
+        filename=report_filename(report),
+        content_type=report.content_type or "application/octet-stream",
+    )
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
