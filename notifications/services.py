@@ -321,7 +321,8 @@ def digest_render(*, user, tenant_name: str, summary: dict, week: DigestWeek, se
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
     local = moment.astimezone(zone)
-    return f"{local:%A %-d %B %Y at %H:%M} {local.tzname()} ({zone.key})"
+    shown = f"{local:%A %-d %B %Y at %H:%M} {local.tzname()}"
+    return shown if local.tzname() == zone.key else f"{shown} ({zone.key})"
 
 
 def weekly_digest_send(*, at: datetime | None = None) -> int:
