@@ -168,37 +168,56 @@ def external_data_fetch(*, url: str, attempt: int) -> dict:
         target = fetch_target_validate(url=url)  # again: the allowlist or DNS may have changed since it was accepted
     except FetchRefused as exc:
         raise FetchFailed(f"Refused: {exc}") from exc
-    address = target.addresses[0]
-    request_url = httpx.URL(url).copy_with(host=str(address))
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
     max_bytes = conf.fetch_max_bytes()
+    # trust_env=False: no proxy from the environment, which would connect to a host we did not check.
+    with httpx.Client(follow_redirects=False, timeout=conf.fetch_timeout_seconds(), trust_env=False) as client:
+        for index, address in enumerate(target.addresses):
+            try:
+                status_code, body = _get(client, target, address, max_bytes)
+                break
+            except httpx.ConnectError as exc:
+                if index + 1 < len(target.addresses):
+                    continue  # the host has more (checked) addresses: try the next, as a browser would
+                raise FetchTransientError(_describe(exc)) from exc
+            except httpx.TransportError as exc:
+                raise FetchTransientError(_describe(exc)) from exc
     try:
-        # trust_env=False: no proxy from the environment, which would connect to a host we did not check.
-        with httpx.Client(follow_redirects=False, timeout=conf.fetch_timeout_seconds(), trust_env=False) as client:
-            with client.stream(
-                "GET",
-                request_url,
-                headers={"Host": host_header, "Accept": "application/json"},
-                extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
-            ) as response:
-                _check_status(response)
-                body = _read_capped(response, max_bytes)
-    except httpx.TransportError as exc:
-        raise FetchTransientError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
-    try:
-        data = json.loads(body)
-    except ValueError:
+        data = json.loads(body, parse_constant=_refuse_constant)  # NaN/Infinity would break the status API's JSON
+    except (ValueError, RecursionError):
         raise FetchFailed("The response is not JSON.") from None
     logger.info("Fetched %d bytes of JSON from %s (%s) on attempt %d", len(body), url, address, attempt)
     return {
         "url": url,
-        "status_code": response.status_code,
+        "status_code": status_code,
         "bytes": len(body),
         "attempts": attempt,
         "fetched_at": timezone.now().isoformat(),
         "data": data,
     }
+
+
+def _get(client: httpx.Client, target: FetchTarget, address: IPAddress, max_bytes: int) -> tuple[int, bytes]:
+    """GET the target from this very address; the host name travels in the Host header and TLS SNI."""
+    default_port = 443 if target.scheme == "https" else 80
+    with client.stream(
+        "GET",
+        httpx.URL(target.url).copy_with(host=str(address)),
+        headers={
+            "Host": target.host if target.port == default_port else f"{target.host}:{target.port}",
+            "Accept": "application/json",
+        },
+        extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+    ) as response:
+        _check_status(response)
+        return response.status_code, _read_capped(response, max_bytes)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _check_status(response: httpx.Response) -> None:
