@@ -71,3 +71,20 @@ def test_cancel_marks_the_job_canceled_by_the_admin_and_refuses_finished_ones(ad
         "1 job(s) canceled.",
     ]
     assert not LogEntry.objects.filter(object_id=str(done.pk)).exists()
+
+
+def test_tenants_and_users_pages_answer_for_a_superuser(admin_client):
+    from tests.factories import UserFactory
+
+    tenant = TenantFactory(name="Acme")
+    UserFactory(tenant=tenant, email="ada@acme.example")
+    UserFactory(tenant=tenant, email="gone@acme.example", is_active=False)
+
+    listing = admin_client.get("/admin/accounts/tenant/")
+    assert listing.status_code == 200
+    assert listing.context["cl"].queryset.get().active_user_count == 1
+    detail = admin_client.get(f"/admin/accounts/tenant/{tenant.pk}/change/")
+    assert detail.status_code == 200 and b"ada@acme.example" in detail.content
+    assert admin_client.get("/admin/accounts/user/", {"tenant__id__exact": tenant.pk}).status_code == 200
+    assert admin_client.get("/admin/notifications/outboundemail/").status_code == 200
+    assert admin_client.get("/admin/django_celery_results/taskresult/").status_code == 200
