@@ -212,7 +212,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_SEND_TASK_EVENTS = True  # lets Flower and queue_status see tasks
 CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "jobs.beat:SingleBeatScheduler"  # DatabaseScheduler that only one beat at a time may drive
+CELERY_BEAT_SYNC_EVERY = 1  # save each entry's last run as soon as it is sent, so a beat taking over does not repeat it
+# A second beat takes over this long after the leader stopped renewing its lock.
+JOBS_BEAT_LOCK_SECONDS = env.int("JOBS_BEAT_LOCK_SECONDS", default=30)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # the console email backend prints messages; they are not warnings
 
