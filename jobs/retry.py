@@ -21,7 +21,8 @@ from jobs.services import job_enqueue
 
 logger = logging.getLogger(__name__)
 
-# kind -> dotted path of ``hook(*, job: Job, by_user_id: int | None) -> Job`` returning the new job.
+# kind (or "prefix*") -> dotted path of ``hook(*, job: Job, by_user_id: int | None) -> Job`` returning the new job;
+# settings.JOBS_RETRY_HOOKS adds to or overrides these.
 DEFAULT_RETRY_HOOKS = {
     "send_email": "notifications.services.email_retry",
 }
@@ -32,8 +33,12 @@ class JobNotRetryable(Exception):
 
 
 def retry_hook(kind: str) -> Callable[..., Job] | None:
+    """The hook for ``kind``: an exact entry, else the longest ``"prefix*"`` entry that matches (``"report_*"``)."""
     hooks = {**DEFAULT_RETRY_HOOKS, **getattr(settings, "JOBS_RETRY_HOOKS", {})}
     path = hooks.get(kind)
+    if path is None:
+        prefixes = sorted((key for key in hooks if key.endswith("*") and kind.startswith(key[:-1])), key=len)
+        path = hooks[prefixes[-1]] if prefixes else None
     return import_string(path) if path else None
 
 

@@ -88,3 +88,14 @@ def test_tenants_and_users_pages_answer_for_a_superuser(admin_client):
     assert admin_client.get("/admin/accounts/user/", {"tenant__id__exact": tenant.pk}).status_code == 200
     assert admin_client.get("/admin/notifications/outboundemail/").status_code == 200
     assert admin_client.get("/admin/django_celery_results/taskresult/").status_code == 200
+
+
+def test_retry_hooks_are_found_by_kind_or_prefix(settings):
+    from jobs.retry import retry_hook
+    from notifications.services import email_retry
+
+    settings.JOBS_RETRY_HOOKS = {"report_*": "notifications.services.email_retry"}
+
+    assert retry_hook("send_email") is email_retry
+    assert retry_hook("report_users") is email_retry
+    assert retry_hook("batch_process_users") is None  # re-enqueued as it was
