@@ -1,8 +1,11 @@
 """Reads for the webhooks app."""
 
+from datetime import datetime
+
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from webhooks.models import WebhookSource
+from webhooks.models import WebhookEvent, WebhookSource
 
 
 def webhook_source_get_active(*, slug: str) -> WebhookSource | None:
@@ -17,3 +20,8 @@ def webhook_source_secrets(*, source: WebhookSource) -> list[str]:
     if source.previous_secret and expires_at is not None and expires_at > timezone.now():
         secrets.append(source.previous_secret)
     return secrets
+
+
+def webhook_events_for_tenant(*, tenant_id: int, since: datetime) -> QuerySet[WebhookEvent]:
+    """The events about a tenant received since ``since``, newest first (for activity reports)."""
+    return WebhookEvent.objects.filter(tenant_id=tenant_id, received_at__gte=since).select_related("source")

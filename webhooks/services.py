@@ -1,7 +1,7 @@
 """Webhook sources and events: receive (store + enqueue in one transaction), process once, reprocess, rotate."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -193,6 +193,23 @@ def webhook_event_reprocess(*, event_id: int, user_id: int | None = None) -> Job
         )
     logger.info("Webhook event %s reprocessing as job %s (by user %s)", event.pk, job.task_id, user_id)
     return job
+
+
+def webhook_events_prune(*, received_before: datetime, batch_size: int = 1000) -> int:
+    """Delete settled events (processed, ignored, failed) received before the cutoff, in batches; return how many.
+
+    Events still waiting to be processed are kept whatever their age.
+    """
+    deleted = 0
+    settled = WebhookEvent.objects.filter(received_at__lt=received_before).exclude(status=WebhookEvent.Status.RECEIVED)
+    while True:
+        batch = list(settled.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            break
+        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
+    if deleted:
+        logger.info("Pruned %d webhook event(s) received before %s", deleted, received_before.isoformat())
+    return deleted
 
 
 def _set_lock_timeout() -> None:
