@@ -88,6 +88,10 @@ def report_generate(*, report_id: int, progress: Progress | None = None, final_a
     stored_name = None
     try:
         rendered = BUILDERS[report.report_type](report=report, progress=progress)
+        if time.monotonic() - started > setting("REPORTS_SOFT_TIME_LIMIT"):
+            # Celery's soft-limit signal can land inside a C callback of the renderer and be lost there; the
+            # limit holds anyway.
+            raise SoftTimeLimitExceeded()
         stored_name = default_storage.save(_storage_key(report, rendered), ContentFile(rendered.content))
         _mark_completed(report, rendered, stored_name)
     except SoftTimeLimitExceeded:

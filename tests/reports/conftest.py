@@ -1,0 +1,50 @@
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from pypdf import PdfReader
+
+from accounts.models import Tenant, User
+from reports.models import Report
+from reports.services import report_generate, report_request
+
+
+def add_users(tenant: Tenant, count: int, *, prefix: str = "member") -> list[User]:
+    """Many users at once (no password hashing): enough to make a report span pages."""
+    users = [
+        User(email=f"{prefix}{n:05d}@{tenant.slug}.example.com", tenant=tenant, first_name="Grace", last_name=f"Hopper{n}")
+        for n in range(count)
+    ]
+    for user in users:
+        user.set_unusable_password()
+    return User.objects.bulk_create(users)
+
+
+def pdf_text(content: bytes) -> tuple[PdfReader, str]:
+    reader = PdfReader(io.BytesIO(content))
+    return reader, "\n".join(page.extract_text() for page in reader.pages)
+
+
+def stored_files_of(report: Report) -> list[str]:
+    """Files in storage that belong to this report, whether or not its row points at them.
+
+    The test media folder outlives test databases (whose ids start again at 1): older files are not this report's.
+    """
+    folder = f"reports/tenant-{report.tenant_id}"
+    try:
+        _, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [
+        name
+        for name in files
+        if name.startswith(f"report-{report.pk}-")
+        and default_storage.get_modified_time(f"{folder}/{name}") >= report.created_at
+    ]
+
+
+@pytest.fixture
+def completed_report(tenant_user) -> Report:
+    """A users report of tenant "Acme", rendered for real by the service (the queue is not the subject here)."""
+    report = report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
+    return report_generate(report_id=report.pk)
