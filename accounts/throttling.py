@@ -1,5 +1,6 @@
 import logging
 
+from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -14,6 +15,9 @@ class TenantRateThrottle(SimpleRateThrottle):
     """
 
     scope = "tenant"
+
+    def get_rate(self) -> str:
+        return settings.API_TENANT_RATE
 
     def get_cache_key(self, request, view) -> str:
         tenant_id = getattr(request.user, "tenant_id", None)

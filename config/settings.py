@@ -136,6 +136,7 @@ CACHES = {
 }
 
 # --- REST framework ---------------------------------------------------------------------------------------------------
+API_TENANT_RATE = env.str("API_TENANT_RATE", default="600/min")  # requests per tenant, all web processes together
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -143,7 +144,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsTenantMember"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.TenantRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"tenant": env.str("API_TENANT_RATE", default="600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -168,6 +168,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jobs@localhost")
 # Transient SMTP failures: 3 retries, delays BASE·2^n shaved by up to 25 % jitter (30 s, 60 s, 120 s by default).
 EMAIL_MAX_RETRIES = env.int("EMAIL_MAX_RETRIES", default=3)
 EMAIL_RETRY_BASE_DELAY = env.float("EMAIL_RETRY_BASE_DELAY", default=30.0)
+# Sending rates for all workers together, and for any one tenant (so one tenant's burst cannot starve the others).
+# A send waits up to EMAIL_RATE_LIMIT_MAX_WAIT seconds for a slot, then goes back to the queue until its slot.
+EMAIL_RATE_LIMIT = env.str("EMAIL_RATE_LIMIT", default="10/s")
+EMAIL_TENANT_RATE_LIMIT = env.str("EMAIL_TENANT_RATE_LIMIT", default="5/s")
+EMAIL_RATE_LIMIT_MAX_WAIT = env.float("EMAIL_RATE_LIMIT_MAX_WAIT", default=2.0)
 
 # --- Celery -----------------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -4,6 +4,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import make_msgid
+from time import monotonic, sleep
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from jobs.ratelimit import rate_limit_take
 from jobs.services import job_enqueue, job_new_id
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
@@ -25,6 +27,18 @@ SEND_EMAIL_TASK = "notifications.send_email"
 
 class TransientEmailError(Exception):
     """The mail server may accept the message later: retry."""
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class EmailRateLimited(Exception):
+    """Sending now would exceed the email rate (all workers together, or this tenant's); try after ``wait`` s."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"Email rate limit reached; next slot in {wait:.2f}s")
+        self.wait = wait
 
 
 class EmailDeliveryFailed(Exception):
@@ -63,11 +77,12 @@ def email_request(
     return email
 
 
-def email_deliver(*, email_id: int, final_attempt: bool) -> OutboundEmail:
+def email_deliver(*, email_id: int) -> OutboundEmail:
     """Send the email unless it was already sent or failed; record the outcome on the row.
 
     The row stays locked while the mail server is talked to, so a second delivery of the same task waits and
-    then finds it sent. Raises TransientEmailError (retry) or EmailDeliveryFailed (give up).
+    then finds it sent. Raises EmailRateLimited (try later, no attempt used), TransientEmailError (retry) or
+    EmailDeliveryFailed (given up after EMAIL_MAX_RETRIES retries, or refused for good).
     """
     failure: Exception | None = None
     with transaction.atomic():
@@ -75,7 +90,9 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> OutboundEmail:
         if email.status != OutboundEmail.Status.QUEUED:
             logger.info("Email %s already %s; nothing to do", email.pk, email.status)
             return email
+        _wait_for_send_slot(tenant_id=email.tenant_id)
         email.attempts += 1
+        final_attempt = email.attempts > settings.EMAIL_MAX_RETRIES
         if not email.message_id:
             email.message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost")
         try:
@@ -89,7 +106,7 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> OutboundEmail:
                     email.error if not transient else f"Gave up after {email.attempts} attempts: {email.error}"
                 )
             else:
-                failure = TransientEmailError(email.error)
+                failure = TransientEmailError(email.error, attempts=email.attempts)
         else:
             email.status = OutboundEmail.Status.SENT
             email.sent_at = timezone.now()
@@ -100,6 +117,16 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> OutboundEmail:
     if failure is not None:
         raise failure
     return email
+
+
+def _wait_for_send_slot(*, tenant_id: int) -> None:
+    """Wait (briefly) for room under both email rates; a longer wait is handed back to the queue."""
+    buckets = {"email": settings.EMAIL_RATE_LIMIT, f"email:tenant:{tenant_id}": settings.EMAIL_TENANT_RATE_LIMIT}
+    deadline = monotonic() + settings.EMAIL_RATE_LIMIT_MAX_WAIT
+    while (wait := rate_limit_take(buckets=buckets)) > 0:
+        if monotonic() + wait > deadline:
+            raise EmailRateLimited(wait)
+        sleep(wait)
 
 
 def _smtp_send(email: OutboundEmail) -> None:
@@ -143,7 +170,7 @@ def email_retry(*, job, by_user_id: int | None):
     """Put the failed email of ``job`` back in the queue under a new job; return that job.
 
     ``send_email`` skips rows that are not queued, so re-sending the old message would do nothing: the row goes back
-    to queued with its error cleared and points at the new job. Attempts and Message-ID are kept.
+    to queued with its error and attempts cleared and points at the new job. Its Message-ID is kept.
     """
     from jobs.retry import JobNotRetryable
 
@@ -156,8 +183,9 @@ def email_retry(*, job, by_user_id: int | None):
         task_id = job_new_id()
         email.status = OutboundEmail.Status.QUEUED
         email.error = ""
+        email.attempts = 0  # a fresh round of EMAIL_MAX_RETRIES retries
         email.job_id = task_id  # the Job row follows in this transaction; the foreign key is checked at commit
-        email.save(update_fields=["status", "error", "job"])
+        email.save(update_fields=["status", "error", "attempts", "job"])
         new_job = job_enqueue(
             task_name=SEND_EMAIL_TASK,
             kind="send_email",

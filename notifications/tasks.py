@@ -7,6 +7,7 @@ from django.utils import timezone
 from jobs.services import retry_countdown
 from jobs.tasks import JobTask
 from notifications.services import (
+    EmailRateLimited,
     TransientEmailError,
     digest_week_for,
     email_deliver,
@@ -17,12 +18,14 @@ from notifications.services import (
 
 @shared_task(bind=True, base=JobTask, name="notifications.send_email", time_limit=120, soft_time_limit=90)
 def send_email(self, email_id: int) -> dict:
-    max_retries = settings.EMAIL_MAX_RETRIES
+    # The email row counts the SMTP attempts and decides when to give up, so waiting for the rate limit uses none.
     try:
-        email = email_deliver(email_id=email_id, final_attempt=self.request.retries >= max_retries)
+        email = email_deliver(email_id=email_id)
+    except EmailRateLimited as exc:
+        raise self.retry(countdown=exc.wait, max_retries=None) from exc
     except TransientEmailError as exc:
-        countdown = retry_countdown(retries=self.request.retries, base=settings.EMAIL_RETRY_BASE_DELAY, cap=600)
-        raise self.retry(exc=exc, countdown=countdown, max_retries=max_retries) from exc
+        countdown = retry_countdown(retries=exc.attempts - 1, base=settings.EMAIL_RETRY_BASE_DELAY, cap=600)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     return {"email_id": email.pk, "to_email": email.to_email, "status": email.status, "attempts": email.attempts}
 
 
