@@ -37,22 +37,24 @@ COLOURS = {"ok": "#2e7d32", "bad": "#c62828", "other": "#9aa5b1", "mail": "#2f6f
 LEFT, RIGHT, TOP, BOTTOM = 36, 8, 10, 24
 
 
-def nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5 × 10^n that is ≥ value (at least 4, so the grid has four steps)."""
-    value = max(value, 4)
+def nice_step(value: int) -> int:
+    """The smallest round grid step (1, 2, 2.5, 3 or 5 × 10^n, a whole number) such that four steps reach value."""
+    needed = max(value, 4) / 4
     magnitude = 1
     while True:
-        for factor in (1, 2, 5):
-            if factor * magnitude >= value:
-                return factor * magnitude
+        for factor in (1, 2, 2.5, 3, 5):
+            step = factor * magnitude
+            if step == int(step) and step >= needed:
+                return int(step)
         magnitude *= 10
 
 
 def _frame(maximum: int, days: list[DayActivity]) -> tuple[int, float, float, list[dict], list[dict]]:
-    top = nice_ceiling(maximum)
+    step = nice_step(maximum)
+    top = step * 4
     plot_height = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(days), 1)
-    gridlines = [{"y": HEIGHT - BOTTOM - plot_height * i / 4, "label": f"{top * i // 4:g}"} for i in range(5)]
+    gridlines = [{"y": HEIGHT - BOTTOM - plot_height * i / 4, "label": str(step * i)} for i in range(5)]
     every = max(1, len(days) // 10)
     labels = [
         {"x": LEFT + slot * (i + 0.5), "text": day.day.strftime("%d %b")}

@@ -12,7 +12,12 @@ from reports.services import report_generate, report_request
 def add_users(tenant: Tenant, count: int, *, prefix: str = "member") -> list[User]:
     """Many users at once (no password hashing): enough to make a report span pages."""
     users = [
-        User(email=f"{prefix}{n:05d}@{tenant.slug}.example.com", tenant=tenant, first_name="Grace", last_name=f"Hopper{n}")
+        User(
+            email=f"{prefix}{n:05d}@{tenant.slug}.example.com",
+            tenant=tenant,
+            first_name="Grace",
+            last_name=f"Hopper{n}",
+        )
         for n in range(count)
     ]
     for user in users:

@@ -56,9 +56,10 @@ def test_a_user_generates_a_report_and_watches_it_complete(live_server, worker_p
             # then, once a worker is there, the status changes on the same page, never reloaded
             page.evaluate(
                 """() => {
-                    window.seenStatuses = [document.getElementById("status").textContent];
-                    new MutationObserver(() => window.seenStatuses.push(document.getElementById("status").textContent))
-                        .observe(document.getElementById("status"), {childList: true, characterData: true, subtree: true});
+                    const status = document.getElementById("status");
+                    window.seenStatuses = [status.textContent];
+                    new MutationObserver(() => window.seenStatuses.push(status.textContent))
+                        .observe(status, {childList: true, characterData: true, subtree: true});
                 }"""
             )
             worker.start()
