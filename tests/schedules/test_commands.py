@@ -75,7 +75,7 @@ def test_retry_failed_puts_a_failed_email_back_and_it_is_sent(celery_worker, smt
     assert wait_for_status(api, new_task_id)["status"] == "SUCCESS"
     assert wait_for_status(api, task_id)["status"] == "FAILURE"
     email.refresh_from_db()
-    assert (email.status, email.error, email.attempts) == ("sent", "", 2)
+    assert (email.status, email.error, email.attempts) == ("sent", "", 1)  # a fresh round of attempts
     assert Job.objects.filter(kind="generate_report").count() == 1, other_kind
 
     # and running it again retries nothing twice
