@@ -238,6 +238,9 @@ JOBS_SWEEP_WINDOW_HOURS = env.int("JOBS_SWEEP_WINDOW_HOURS", default=24)
 JOBS_SWEEP_INSPECT_TIMEOUT = env.float("JOBS_SWEEP_INSPECT_TIMEOUT", default=2.0)
 # Starts beyond the expected ones (one per retry) mean the worker died running the job; after this many it is failed.
 JOBS_MAX_CRASH_REDELIVERIES = env.int("JOBS_MAX_CRASH_REDELIVERIES", default=3)
+# A job that finds the database down retries: 5 s, 10 s, 20 s … (capped at 5 min), 8 times — about 20 minutes.
+JOBS_DB_RETRY_BASE_DELAY = env.float("JOBS_DB_RETRY_BASE_DELAY", default=5.0)
+JOBS_DB_MAX_RETRIES = env.int("JOBS_DB_MAX_RETRIES", default=8)
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 LOGGING = {

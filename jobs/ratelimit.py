@@ -5,10 +5,10 @@ are checked and taken together, atomically, so a send held back by one limit use
 """
 
 import logging
-from functools import cache
 
 import redis
-from django.conf import settings
+
+from jobs.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ def parse_rate(rate: str) -> float:
     return float(count) / UNITS[unit.strip() or "s"]
 
 
-@cache
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
-
-
 def rate_limit_take(*, buckets: dict[str, str]) -> float:
     """Take one slot from every bucket (name → rate) if all have room; else return the seconds to wait.
 
@@ -54,7 +49,7 @@ def rate_limit_take(*, buckets: dict[str, str]) -> float:
     """
     spacing = [round(1_000_000 / parse_rate(rate)) for rate in buckets.values()]
     try:
-        wait_us = _client().eval(TAKE, len(buckets), *(f"ratelimit:{name}" for name in buckets), *spacing)
+        wait_us = redis_client().eval(TAKE, len(buckets), *(f"ratelimit:{name}" for name in buckets), *spacing)
     except redis.RedisError:
         logger.warning("Rate limit not applied: Redis is unreachable")
         return 0.0

@@ -4,12 +4,15 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.signals import worker_ready
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from jobs.recovery import jobs_recover_stranded
 from jobs.selectors import PROGRESS
-from jobs.services import job_run_start, jobs_publish_pending
+from jobs.services import job_run_start, jobs_publish_pending, retry_countdown
 
 logger = logging.getLogger(__name__)
+
+DATABASE_DOWN = (OperationalError, InterfaceError)
 
 
 class WorkerCrashLoop(Exception):
@@ -20,6 +23,15 @@ class JobTask(Task):
     """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
 
     def __call__(self, *args, **kwargs):
+        try:
+            return self._run_job(*args, **kwargs)
+        except DATABASE_DOWN as exc:
+            # The database went away under us: nothing was committed, so running again later is safe.
+            countdown = retry_countdown(retries=self.request.retries, base=settings.JOBS_DB_RETRY_BASE_DELAY, cap=300)
+            logger.warning("Job %s: database unavailable (%s); retrying in %.0fs", self.request.id, exc, countdown)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=settings.JOBS_DB_MAX_RETRIES) from exc
+
+    def _run_job(self, *args, **kwargs):
         task_id = self.request.id
         run = job_run_start(task_id=task_id) if task_id and not self.request.is_eager else None
         if run is not None:

@@ -14,8 +14,10 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from jobs.ratelimit import rate_limit_take
+from jobs.redis_client import redis_client
 from jobs.services import job_enqueue, job_new_id
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
@@ -90,6 +92,13 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
         if email.status != OutboundEmail.Status.QUEUED:
             logger.info("Email %s already %s; nothing to do", email.pk, email.status)
             return email
+        if _receipt_exists(email):
+            # Sent on an earlier run whose commit was lost (the database went away): record it, send nothing.
+            email.status = OutboundEmail.Status.SENT
+            email.sent_at = timezone.now()
+            email.save(update_fields=["status", "sent_at"])
+            logger.info("Email %s (tenant %s) was already delivered; recorded as sent", email.pk, email.tenant_id)
+            return email
         _wait_for_send_slot(tenant_id=email.tenant_id)
         email.attempts += 1
         final_attempt = email.attempts > settings.EMAIL_MAX_RETRIES
@@ -108,6 +117,7 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
             else:
                 failure = TransientEmailError(email.error, attempts=email.attempts)
         else:
+            _receipt_write(email)
             email.status = OutboundEmail.Status.SENT
             email.sent_at = timezone.now()
             email.error = ""
@@ -117,6 +127,31 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
     if failure is not None:
         raise failure
     return email
+
+
+# The mail server took the message, but the commit that says so can still fail. A receipt in Redis, written between
+# the two, lets the retry record the send instead of sending again.
+RECEIPT_TTL = 7 * 24 * 3600
+
+
+def _receipt_key(email: OutboundEmail) -> str:
+    # Only what was committed when the email was accepted: the send's own changes may be the ones that were lost.
+    return f"email:delivered:{email.pk}:{email.created_at.timestamp()}"
+
+
+def _receipt_exists(email: OutboundEmail) -> bool:
+    try:
+        return bool(redis_client().exists(_receipt_key(email)))
+    except RedisError:
+        logger.warning("Email %s: delivery receipts unreadable (Redis down); sending", email.pk)
+        return False
+
+
+def _receipt_write(email: OutboundEmail) -> None:
+    try:
+        redis_client().set(_receipt_key(email), "1", ex=RECEIPT_TTL)
+    except RedisError:
+        logger.warning("Email %s: delivery receipt not written (Redis down)", email.pk)
 
 
 def _wait_for_send_slot(*, tenant_id: int) -> None:
