@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # settings.JOBS_RETRY_HOOKS adds to or overrides these.
 DEFAULT_RETRY_HOOKS = {
     "send_email": "notifications.services.email_retry",
+    "report_*": "reports.services.report_retry",
+    "batch_process_users": "reports.services.report_retry",
+    "process_webhook": "webhooks.services.webhook_event_retry",
 }
 
 

@@ -7,6 +7,7 @@ schedule is saved (``PeriodicTasks.changed``), so an admin's edit takes effect w
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
@@ -39,6 +40,12 @@ STANDARD_SCHEDULES: list[StandardSchedule] = [
         task="jobs.publish_unpublished",
         when=Every(seconds=10),
         description="Publish jobs accepted while the broker was unreachable.",
+    ),
+    StandardSchedule(
+        name="recover-stranded-jobs",
+        task="jobs.recover_stranded",
+        when=Every(seconds=settings.JOBS_SWEEP_INTERVAL_SECONDS),
+        description="Republish accepted jobs that no queue and no live worker holds (a dead worker, a Redis reset).",
     ),
     StandardSchedule(
         name="check-subscription-renewals",

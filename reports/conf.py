@@ -20,6 +20,8 @@ DEFAULTS: dict[str, tuple[type, object]] = {
     "REPORTS_SHARE_MAX_AGE": (int, 24 * 60 * 60),
     # How many days the activity report covers.
     "REPORTS_ACTIVITY_DAYS": (int, 30),
+    # Finished reports (and their files) older than this are deleted by cleanup_old_logs.
+    "REPORTS_RETENTION_DAYS": (int, 30),
 }
 
 

@@ -3,6 +3,7 @@
 import logging
 import secrets
 import time
+from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core import signing
@@ -216,3 +217,50 @@ def report_from_share_token(*, token: str) -> Report:
     if report is None or not report.file:
         raise ShareLinkInvalid
     return report
+
+
+def report_retry(*, job, by_user_id: int | None):
+    """Retry hook of ``retry_failed`` and the admin: a failed report goes back to pending under a new job."""
+    from jobs.retry import JobNotRetryable
+
+    with transaction.atomic():
+        report = Report.objects.select_for_update().filter(job_id=job.task_id).first()
+        if report is None:
+            raise JobNotRetryable("Its report no longer exists.")
+        if report.status != Report.Status.FAILED:
+            raise JobNotRetryable(f"Its report is {report.status}.")
+        task_id = job_new_id()
+        report.status = Report.Status.PENDING
+        report.error = ""
+        report.attempts = 0
+        report.job_id = task_id  # the Job row follows in this transaction; the foreign key is checked at commit
+        report.save(update_fields=["status", "error", "attempts", "job"])
+        new_job = job_enqueue(
+            task_name=job.task_name,
+            kind=job.kind,
+            tenant_id=report.tenant_id,
+            user_id=report.requested_by_id,
+            kwargs={"report_id": report.pk},
+            task_id=task_id,
+        )
+    logger.info(
+        "Report %s (tenant %s) re-queued as job %s by user %s", report.pk, report.tenant_id, task_id, by_user_id
+    )
+    return new_job
+
+
+def reports_prune(*, now, batch_size: int) -> int:
+    """cleanup_old_logs' pruner: delete finished reports older than REPORTS_RETENTION_DAYS, row first, then file.
+
+    Pending and generating reports stay whatever their age.
+    """
+    cutoff = now - timedelta(days=setting("REPORTS_RETENTION_DAYS"))
+    finished = Report.objects.filter(
+        created_at__lt=cutoff, status__in=[Report.Status.COMPLETED, Report.Status.FAILED]
+    ).order_by("pk")
+    deleted = 0
+    while batch := list(finished.only("pk", "file")[:batch_size]):
+        deleted += finished.filter(pk__in=[report.pk for report in batch]).delete()[0]
+        for report in batch:
+            _discard(report.file.name or None)  # a file whose row is gone; one left behind would only waste space
+    return deleted

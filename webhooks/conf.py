@@ -84,3 +84,8 @@ def fetch_retry_base_delay() -> float:
 
 def fetch_retry_max_delay() -> float:
     return _setting("FETCH_RETRY_MAX_DELAY", env.float, 600.0)
+
+
+def webhook_event_retention_days() -> int:
+    """Settled events (processed, ignored, failed) older than this are deleted by cleanup_old_logs."""
+    return _setting("WEBHOOK_EVENT_RETENTION_DAYS", env.int, 30)

@@ -217,3 +217,20 @@ def _set_lock_timeout() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(conf.webhooks_lock_timeout_ms())}ms"])
+
+
+def webhook_events_prune_expired(*, now: datetime, batch_size: int) -> int:
+    """cleanup_old_logs' pruner: settled events older than WEBHOOK_EVENT_RETENTION_DAYS."""
+    return webhook_events_prune(
+        received_before=now - timedelta(days=conf.webhook_event_retention_days()), batch_size=batch_size
+    )
+
+
+def webhook_event_retry(*, job: Job, by_user_id: int | None) -> Job:
+    """Retry hook of ``retry_failed`` and the admin: the event goes through processing again, as a new job."""
+    from jobs.retry import JobNotRetryable
+
+    event_id = job.kwargs.get("event_id")
+    if event_id is None or not WebhookEvent.objects.filter(pk=event_id).exists():
+        raise JobNotRetryable("Its webhook event no longer exists.")
+    return webhook_event_reprocess(event_id=event_id, user_id=by_user_id)

@@ -10,6 +10,7 @@ pytestmark = pytest.mark.django_db
 
 STANDARD = {
     "publish-unpublished-jobs": ("jobs.publish_unpublished", None),
+    "recover-stranded-jobs": ("jobs.recover_stranded", None),
     "check-subscription-renewals": ("notifications.check_subscription_renewals", ("0", "0", "*")),
     "send-weekly-digest": ("notifications.send_weekly_digest", ("0", "9", "1")),
     "cleanup-old-logs": ("jobs.cleanup_old_logs", ("0", "*/6", "*")),
@@ -45,6 +46,6 @@ def test_running_it_again_keeps_what_an_admin_edited(capsys):
     digest.refresh_from_db()
     assert (digest.crontab.hour, digest.crontab.minute, digest.enabled) == ("7", "30", False)
     assert PeriodicTask.objects.filter(name="cleanup-old-logs").exists()  # a missing one comes back
-    assert PeriodicTask.objects.filter(name__in=STANDARD).count() == 4
+    assert PeriodicTask.objects.filter(name__in=STANDARD).count() == len(STANDARD)
     output = capsys.readouterr().out.splitlines()
     assert "kept     send-weekly-digest" in output and "created  cleanup-old-logs" in output
