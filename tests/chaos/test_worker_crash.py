@@ -80,3 +80,29 @@ def test_a_killed_pool_process_is_replaced_and_its_job_redelivered_at_once(
     assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
     assert len(smtp_server.wait_for(2, timeout=2)) == 1
     assert Job.objects.get().run_count == 2
+
+
+def test_worker_killed_mid_report_the_report_completes_once_with_one_file(private_redis, worker_process, api):
+    from reports.models import Report
+    from tests.reports.conftest import add_users, stored_files_of
+
+    # given a report big enough to be caught half done
+    add_users(api.user.tenant, 1500)
+    worker = worker_process(TEST_REDIS_URL=private_redis.url).start()
+    accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+    wait_for_status(api, accepted["task_id"], {"PROGRESS"}, timeout=60)
+
+    # when the worker dies mid-render and comes back
+    worker.kill()
+    assert Report.objects.get().status == "generating"
+    worker.start()
+    sweep_until_recovered(deadline_s=90)
+
+    # then the report completes exactly once: one completed row, one stored file, a PDF that opens
+    final = wait_for_status(api, accepted["task_id"], timeout=120)
+    assert final["status"] == "SUCCESS", worker.log()[-3000:]
+    report = Report.objects.get()
+    assert report.status == "completed" and report.page_count > 1
+    assert stored_files_of(report) == [report.file.name.rsplit("/", 1)[1]]
+    download = api.get(f"/api/reports/{report.pk}/download/")
+    assert download.status_code == 200 and b"".join(download.streaming_content).startswith(b"%PDF")
