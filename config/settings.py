@@ -251,3 +251,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"mail.log": {"level": "WARNING"}},  # aiosmtpd, in tests and local SMTP sinks
 }
+
+# --- hostile input ---
+# JSON nested too deeply answers 400 instead of a RecursionError; a token with a NUL byte answers 401 instead of a
+# database error. Otherwise these are DRF's own classes.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.JSONParser", "rest_framework.parsers.FormParser"]
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "accounts.authentication.TokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]

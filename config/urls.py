@@ -25,3 +25,7 @@ urlpatterns = [
     path("reports/", include("reports.page_urls")),
     path("", RedirectView.as_view(url="/reports/", permanent=False)),
 ]
+
+# API clients get JSON for unknown paths (and, should it ever happen, a server error); pages keep Django's.
+handler404 = "jobs.views.not_found"
+handler500 = "jobs.views.server_error"

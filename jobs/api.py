@@ -13,6 +13,8 @@ NOT_FOUND = "No task with this id."
 
 
 def _tenant_job_or_404(request: Request, task_id: str):
+    if "\x00" in task_id:
+        raise NotFound(NOT_FOUND)  # no task id has one, and PostgreSQL refuses it in a query
     job = job_get(tenant_id=request.user.tenant_id, task_id=task_id)
     if job is None:
         raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's

@@ -3,12 +3,15 @@ import logging
 from celery import current_app
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from jobs.services import BROKER_ERRORS
 
 logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
 
 
 @never_cache
@@ -38,3 +41,18 @@ def _check_broker() -> str:
         logger.warning("Health: broker check failed: %s", exc)
         return "unavailable"
     return "ok"
+
+
+# --- error pages (config/urls.py handler404 / handler500): JSON under /api/, Django's pages elsewhere ---------------
+
+
+def not_found(request: HttpRequest, exception: Exception):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return defaults.server_error(request)

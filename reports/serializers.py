@@ -7,8 +7,26 @@ from reports.services import PDF_TYPES, report_download_path
 VALID_TYPES = ", ".join(PDF_TYPES)
 
 
+SHOWN_INPUT_MAX_CHARS = 50
+
+
+class ReportTypeField(serializers.ChoiceField):
+    """A choice that must be a string, and whose error echoes the input safely (escaped, cut short)."""
+
+    default_error_messages = {"not_a_string": f"Must be a string, one of: {VALID_TYPES}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        if data in self.choice_strings_to_values:
+            return self.choice_strings_to_values[data]
+        # A lone surrogate echoed as is could not be encoded in the JSON answer (a 500); show it escaped.
+        shown = data[:SHOWN_INPUT_MAX_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+        self.fail("invalid_choice", input=shown + ("…" if len(data) > SHOWN_INPUT_MAX_CHARS else ""))
+
+
 class ReportGenerateInput(serializers.Serializer):
-    report_type = serializers.ChoiceField(
+    report_type = ReportTypeField(
         choices=list(PDF_TYPES),
         error_messages={
             "invalid_choice": f'Unknown report type "{{input}}". Valid types: {VALID_TYPES}.',

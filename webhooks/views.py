@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_ID_MAX_LENGTH = 255
 TYPE_MAX_LENGTH = 200
+PAYLOAD_MAX_DEPTH = 64  # providers send a few levels; storing and re-reading deeper documents risks the stack
 STORED_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, "content-type", "user-agent")
 
 
@@ -49,8 +51,8 @@ def webhook_receive(request: HttpRequest, source: str) -> JsonResponse:
         return too_large
 
     webhook_id = request.headers.get(ID_HEADER, "")
-    if len(webhook_id) > WEBHOOK_ID_MAX_LENGTH:
-        return _error(400, ID_HEADER, f"At most {WEBHOOK_ID_MAX_LENGTH} characters.")
+    if len(webhook_id) > WEBHOOK_ID_MAX_LENGTH or not webhook_id.isprintable():
+        return _error(400, ID_HEADER, f"At most {WEBHOOK_ID_MAX_LENGTH} printable characters.")
     try:
         verify(
             secrets=webhook_source_secrets(source=webhook_source),
@@ -67,7 +69,10 @@ def webhook_receive(request: HttpRequest, source: str) -> JsonResponse:
     except BadPayload as exc:
         return _error(400, exc.field, exc.message)
 
-    headers = {name: request.headers[name] for name in STORED_HEADERS if name in request.headers}
+    # Kept for the record; PostgreSQL's jsonb cannot hold U+0000, so a NUL a sender put in a header is replaced.
+    headers = {
+        name: request.headers[name].replace("\x00", "\ufffd") for name in STORED_HEADERS if name in request.headers
+    }
     event, created = webhook_event_receive(
         source=webhook_source, webhook_id=webhook_id, event_type=payload["type"], payload=payload, headers=headers
     )
@@ -79,16 +84,15 @@ def webhook_receive(request: HttpRequest, source: str) -> JsonResponse:
 
 def _parse(body: bytes) -> dict:
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadPayload("body", "Must be a JSON document (UTF-8).") from None
     if not isinstance(payload, dict):
         raise BadPayload("body", "Must be a JSON object.")
+    _check_storable(payload)
     event_type = payload.get("type")
     if not isinstance(event_type, str) or not event_type or len(event_type) > TYPE_MAX_LENGTH:
         raise BadPayload("type", f"Required: the event type, a string of 1 to {TYPE_MAX_LENGTH} characters.")
-    if _contains_nul(payload):
-        raise BadPayload("body", "Must not contain \\u0000 characters.")
     return payload
 
 
@@ -96,15 +100,43 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def _contains_nul(value) -> bool:
-    # PostgreSQL's jsonb cannot hold U+0000; refuse it here rather than fail on insert.
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: PostgreSQL's jsonb has no Infinity
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _check_storable(payload: dict) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold (U+0000, lone surrogates) and nesting too deep to store safely.
+
+    Iterative, so that a deeply nested document cannot exhaust the stack here either.
+    """
+    pending = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > PAYLOAD_MAX_DEPTH:
+            raise BadPayload("body", f"Must not nest objects and arrays more than {PAYLOAD_MAX_DEPTH} levels deep.")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                pending.append((item, depth + 1))
+        else:
+            pending.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadPayload("body", "Must not contain \\u0000 characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPayload("body", "Must not contain unpaired surrogates (\\ud800-\\udfff).") from None
 
 
 def _error(status: int, field: str, message: str) -> JsonResponse:
