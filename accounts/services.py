@@ -23,6 +23,8 @@ def tenant_user_create(
     slug = slugify(tenant_name)
     if not slug:
         raise AccountError(f"Cannot make a slug from the tenant name {tenant_name!r}")
+    if slug in reserved_tenant_slugs():
+        raise AccountError(f"The tenant slug {slug!r} is reserved; choose another name")
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email=email).first()
@@ -37,6 +39,13 @@ def tenant_user_create(
     user.save()
     token, _ = Token.objects.get_or_create(user=user)
     return user, token.key
+
+
+def reserved_tenant_slugs() -> set[str]:
+    """Slugs no customer may take: the tenant that owns platform jobs (billing webhooks) is one."""
+    from webhooks.conf import webhooks_system_tenant_slug
+
+    return {webhooks_system_tenant_slug()}
 
 
 def token_obtain(*, email: str, password: str) -> str | None:

@@ -19,6 +19,9 @@ class RequestBodyLimitMiddleware:
             return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
         if length > self.limit:
             return request_too_large()
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads a body without Content-Length as empty; say so instead of answering "field required".
+            return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
         return self.get_response(request)
 
 

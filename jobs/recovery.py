@@ -22,7 +22,6 @@ from jobs.services import BROKER_ERRORS, job_publish
 logger = logging.getLogger(__name__)
 
 SUSPECTS_KEY = "jobs:sweeper:suspects"
-UNFINISHED = [states.PENDING, states.RECEIVED, states.STARTED, states.RETRY, "PROGRESS"]
 
 
 def jobs_recover_stranded(*, grace: timedelta | None = None, window: timedelta | None = None) -> list[str]:

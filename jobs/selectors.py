@@ -13,6 +13,8 @@ ERROR_MAX_CHARS = 300
 
 def job_get(*, tenant_id: int, task_id: str) -> Job | None:
     """The tenant's job with this public id, its result row joined in the same query."""
+    if len(task_id) > 255 or "\x00" in task_id:
+        return None  # cannot be a task id; PostgreSQL would refuse the NUL outright
     return Job.objects.select_related("result").filter(tenant_id=tenant_id, task_id=task_id).first()
 
 

@@ -17,9 +17,3 @@ class TaskStatusOutput(serializers.Serializer):
     progress = ProgressOutput(allow_null=True)
     kind = serializers.CharField()
     accepted_at = serializers.DateTimeField()
-
-
-class TaskAcceptedOutput(serializers.Serializer):
-    task_id = serializers.CharField()
-    status = serializers.CharField()
-    message = serializers.CharField(required=False)

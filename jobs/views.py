@@ -5,6 +5,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from jobs.services import BROKER_ERRORS
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 
 
+@csrf_exempt  # so that a POST gets require_GET's 405, not a CSRF page
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:

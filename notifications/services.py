@@ -213,8 +213,9 @@ def email_retry(*, job, by_user_id: int | None):
         email = OutboundEmail.objects.select_for_update().filter(job_id=job.task_id).first()
         if email is None:
             raise JobNotRetryable("Its email no longer exists.")
-        if email.status != OutboundEmail.Status.FAILED:
-            raise JobNotRetryable(f"Its email is {email.status}.")
+        if email.status == OutboundEmail.Status.SENT:
+            # A failed job whose email is still queued died mid-task (time limit, crash loop): it may go again.
+            raise JobNotRetryable("Its email was sent.")
         task_id = job_new_id()
         email.status = OutboundEmail.Status.QUEUED
         email.error = ""

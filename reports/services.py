@@ -227,8 +227,9 @@ def report_retry(*, job, by_user_id: int | None):
         report = Report.objects.select_for_update().filter(job_id=job.task_id).first()
         if report is None:
             raise JobNotRetryable("Its report no longer exists.")
-        if report.status != Report.Status.FAILED:
-            raise JobNotRetryable(f"Its report is {report.status}.")
+        if report.status == Report.Status.COMPLETED:
+            # A failed job whose report is still generating died mid-task (hard time limit, crash loop): retry it.
+            raise JobNotRetryable("Its report is completed.")
         task_id = job_new_id()
         report.status = Report.Status.PENDING
         report.error = ""

@@ -254,3 +254,14 @@ def worker_process(transactional_db, tmp_path):
     for worker in started:
         worker.stop()
     celery_app.control.purge()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_throttle():
+    """Each test starts with the tenant API budgets untouched (tenant ids repeat across test databases)."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=":1:throttle_*"):
+        client.delete(key)

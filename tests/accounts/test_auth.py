@@ -45,3 +45,12 @@ def test_create_tenant_again_keeps_one_tenant_and_one_token(capsys):
     assert Tenant.objects.count() == 1
     user = User.objects.get()
     assert user.is_staff and user.check_password("pw-7654321")
+
+
+def test_the_system_tenants_slug_cannot_be_taken_by_a_customer():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="reserved"):
+        call_command("create_tenant", "System", "--email", "mallory@example.com", "--password", "pw-123456")
+
+    assert not User.objects.exists()

@@ -143,9 +143,10 @@ def test_fifty_clients_for_a_minute_with_a_worker_killed_every_accepted_job_ends
     files = {report.pk: len(stored_files_of(report)) for report in Report.objects.all()}
     duplicated = sum(n - 1 for n in sent_to.values() if n > 1) + sum(n - 1 for n in files.values() if n > 1)
     answers = sum((client.answers for client in clients), Counter())
-    print(
+    print(  # noqa: T201 - the run's figures belong in the CI log, past pytest's capture
         f"\nload: {CLIENTS} clients, {SECONDS:.0f}s, answers {dict(answers)}; accepted {len(accepted)}, "
-        f"finished {finished}, failed {failed}, lost {lost}, duplicated {duplicated}"
+        f"finished {finished}, failed {failed}, lost {lost}, duplicated {duplicated}",
+        file=sys.__stderr__,
     )
     assert len(accepted) == Job.objects.count() > CLIENTS
     assert set(answers) <= {202}, answers  # no 5xx, no dropped connection

@@ -34,7 +34,7 @@ def test_the_email_rate_holds_across_two_workers_together(worker_process, smtp_s
         assert wait_for_status(api, task_id, timeout=60)["status"] == "SUCCESS"
     arrivals = smtp_server.attempts
     assert len(arrivals) == 16
-    assert most_in_one_second(arrivals) <= 4 + 1  # one slot of slack for the mail server's own timing
+    assert most_in_one_second(arrivals) <= 4 + 2  # slack for the mail server's own timing; unlimited would be 16
     assert max(arrivals) - min(arrivals) >= 15 / 4 * 0.8
 
 

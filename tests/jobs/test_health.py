@@ -24,3 +24,16 @@ def test_a_body_over_the_limit_is_a_413(client, settings):
     response = client.post("/api/auth/token/", "x" * (settings.REQUEST_BODY_MAX_BYTES + 1), "application/json")
 
     assert response.status_code == 413
+
+
+def test_a_chunked_body_of_unknown_length_is_a_411_not_a_silent_empty_body(api):
+    response = api.post(
+        "/api/send-email/", {"to_email": "a@example.com", "subject": "s", "body": "b"}, format="json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )  # fmt: skip
+
+    assert response.status_code == 411
+
+
+def test_health_answers_other_methods_with_405(client):
+    assert client.post("/healthz").status_code == 405

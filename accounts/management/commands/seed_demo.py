@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import tenant_user_create
 
@@ -13,6 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args, base_url: str, **options) -> None:
+        if not settings.DEBUG:
+            raise CommandError("seed_demo makes a superuser with a published password: development only (DEBUG=1)")
         user, token = tenant_user_create(
             tenant_name="Demo", email=DEMO_EMAIL, password=DEMO_PASSWORD, is_staff=True, is_superuser=True
         )
