@@ -1,0 +1,703 @@
+"""`make bench`: our stack against the bare one, side by side in one run (see README "Performance").
+
+Starts gunicorn (2 workers) and one Celery worker at a time against a database and a Redis DB of the bench's own,
+runs every figure as the median of several rounds, prints a table and writes bench/results/latest.json.
+
+Environment: BENCH_QUICK=1 (small sizes, fewer rounds), BENCH_ROUNDS, BENCH_SECONDS (per HTTP round),
+BENCH_JOBS (throughput), BENCH_LATENCY_JOBS, BENCH_SCALE_LARGE, BENCH_PORT (default 18000),
+BENCH_DATABASE_URL (default: DATABASE_URL's server, database "<name>_bench"; SQLite: var/bench.sqlite3),
+BENCH_REDIS_URL (default: REDIS_URL's server, DB 13). The bench empties its own tables and queues, nothing else.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT_DIR / "bench" / "results"
+BIN = Path(sys.executable).parent
+logger = logging.getLogger("bench")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+ROUNDS = _env_int("BENCH_ROUNDS", 2 if QUICK else 5)
+SECONDS = float(os.environ.get("BENCH_SECONDS") or (2 if QUICK else 4))
+CONNECTIONS = _env_int("BENCH_CONNECTIONS", 4)
+THROUGHPUT_JOBS = _env_int("BENCH_JOBS", 500 if QUICK else 5000)
+THROUGHPUT_ROUNDS = _env_int("BENCH_THROUGHPUT_ROUNDS", 1 if QUICK else 3)
+LATENCY_JOBS = _env_int("BENCH_LATENCY_JOBS", 100 if QUICK else 500)
+REPORT_USERS = 1000
+REPORT_ROUNDS = _env_int("BENCH_REPORT_ROUNDS", 1 if QUICK else 3)
+SCALE_SMALL = 10_000
+PORT = _env_int("BENCH_PORT", 18000)
+BASE_URL = f"http://127.0.0.1:{PORT}"
+EMAIL_BODY = {"to_email": "bench@example.com", "subject": "Bench", "body": "Hello from the bench."}
+
+
+# --- where the bench runs ---------------------------------------------------------------------------------------------
+
+
+def bench_database_url() -> str:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return os.environ["BENCH_DATABASE_URL"]
+    source = os.environ.get("DATABASE_URL")
+    if not source or source.startswith("sqlite"):
+        return f"sqlite:///{PROJECT_DIR / 'var' / 'bench.sqlite3'}"
+    parts = urlsplit(source)
+    name = parts.path.lstrip("/")
+    name = name if name.endswith("bench") else f"{name}_bench"
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def bench_redis_url() -> str:
+    if os.environ.get("BENCH_REDIS_URL"):
+        return os.environ["BENCH_REDIS_URL"]
+    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return urlunsplit(parts._replace(path="/13"))
+
+
+def ensure_postgres_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def configure_environment() -> dict:
+    database_url, redis_url = bench_database_url(), bench_redis_url()
+    os.environ.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        PYTHONPATH=str(PROJECT_DIR),
+    )
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("EMAIL_URL", None)
+    if database_url.startswith("postgres"):
+        ensure_postgres_database(database_url)
+    else:
+        (PROJECT_DIR / "var").mkdir(exist_ok=True)
+    return {"database": _redact(database_url), "redis": _redact(redis_url)}
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
+
+
+# --- processes --------------------------------------------------------------------------------------------------------
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group this bench started (start_new_session)
+        proc.wait(10)
+
+
+@contextmanager
+def web_server():
+    """gunicorn with 2 sync workers, as in the Procfile (minus the access log), on BENCH_PORT."""
+    log = open(RESULTS_DIR / "gunicorn.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [BIN / "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
+         "--timeout", "30"],
+        cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{BASE_URL}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not come up; see bench/results/gunicorn.log")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextmanager
+def celery_worker(name: str, **env: str):
+    """One Celery worker with the Procfile's settings (prefork, 2 children, recycled), on the default queue."""
+    from config.celery import app
+
+    hostname = f"bench-{name}-{os.getpid()}@localhost"
+    log = open(RESULTS_DIR / f"worker-{name}.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [BIN / "celery", "-A", "config", "worker", "--loglevel=WARNING", "--queues=default", "--concurrency=2",
+         "--max-tasks-per-child=100", "--max-memory-per-child=512000", f"--hostname={hostname}"],
+        cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env=os.environ | env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[hostname], timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} worker did not come up; see bench/results/worker-{name}.log")
+        time.sleep(1)  # let the start-up task (publish pending jobs) pass
+        yield hostname
+    finally:
+        _stop(proc)
+        log.close()
+
+
+# --- data -------------------------------------------------------------------------------------------------------------
+
+BENCH_TABLES = ("jobs_idempotencykey", "notifications_outboundemail", "reports_report", "jobs_job")
+
+
+def reset_tables() -> None:
+    from django.db import connection
+
+    from config.celery import app
+
+    tables = [*BENCH_TABLES, "django_celery_results_taskresult"]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+        else:
+            for table in tables:
+                cursor.execute(f"DELETE FROM {table}")
+    app.control.purge()
+
+
+def bench_tenant() -> tuple[int, int, str]:
+    from accounts.services import tenant_user_create
+
+    user, token = tenant_user_create(tenant_name="Bench", email="bench@example.com", password="bench-password-1")
+    return user.tenant_id, user.pk, token
+
+
+def seed_jobs(*, tenant_id: int, user_id: int, upto: int) -> float:
+    """Bring the job and result tables to ``upto`` finished jobs of the bench tenant; return the seconds it took."""
+    from django.db import connection
+
+    from jobs.models import Job
+
+    have = Job.objects.count()
+    if have >= upto:
+        return 0.0
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ident = "md5('bench' || g)::uuid::text"
+            series = "FROM generate_series(%(first)s, %(last)s) AS g"
+            ago = "now() - make_interval(secs => g)"
+            cursor.execute(
+                f"INSERT INTO jobs_job (task_id, tenant_id, user_id, kind, task_name, kwargs, accepted_at, "
+                f"published_at, publish_count, run_count) SELECT {ident}, %(tenant)s, %(user)s, 'send_email', "
+                f"'notifications.send_email', '{{\"email_id\": 0}}'::jsonb, {ago}, {ago}, 1, 1 {series}",
+                {"tenant": tenant_id, "user": user_id, "first": have + 1, "last": upto},
+            )
+            cursor.execute(
+                "INSERT INTO django_celery_results_taskresult (task_id, status, task_name, content_type, "
+                "content_encoding, result, date_created, date_started, date_done, worker) "
+                f"SELECT {ident}, 'SUCCESS', 'notifications.send_email', 'application/json', 'utf-8', "
+                f'\'{{"email_id": 0, "status": "sent"}}\', {ago}, {ago}, {ago}, \'bench@localhost\' {series}',
+                {"first": have + 1, "last": upto},
+            )
+            cursor.execute("ANALYZE jobs_job")
+            cursor.execute("ANALYZE django_celery_results_taskresult")
+        else:
+            series = "WITH RECURSIVE g(x) AS (SELECT %s UNION ALL SELECT x + 1 FROM g WHERE x < %s) "
+            ident = "printf('bench-%%012d', x)"
+            ago = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || x || ' seconds')"
+            cursor.execute(
+                f"{series} INSERT INTO jobs_job (task_id, tenant_id, user_id, kind, task_name, kwargs, accepted_at, "
+                f"published_at, publish_count, run_count) SELECT {ident}, %s, %s, 'send_email', "
+                f"'notifications.send_email', '{{\"email_id\": 0}}', {ago}, {ago}, 1, 1 FROM g",
+                [have + 1, upto, tenant_id, user_id],
+            )
+            cursor.execute(
+                f"{series} INSERT INTO django_celery_results_taskresult (task_id, status, task_name, content_type, "
+                "content_encoding, result, date_created, date_started, date_done, worker) "
+                f"SELECT {ident}, 'SUCCESS', 'notifications.send_email', 'application/json', 'utf-8', "
+                f'\'{{"email_id": 0, "status": "sent"}}\', {ago}, {ago}, {ago}, \'bench@localhost\' FROM g',
+                [have + 1, upto],
+            )
+            cursor.execute("ANALYZE")
+    return time.monotonic() - started
+
+
+def seeded_task_id() -> str:
+    """A finished job of the bench tenant with its result row: what the status figures look up."""
+    from jobs.models import Job
+
+    return Job.objects.filter(result__status="SUCCESS").order_by("pk").values_list("task_id", flat=True)[0]
+
+
+# --- figures ----------------------------------------------------------------------------------------------------------
+
+
+def median_of(rounds: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+def http_side(url: str, **request) -> dict:
+    from bench.loadgen import run_load
+
+    result = run_load(url, seconds=SECONDS, connections=CONNECTIONS, **request)
+    return {"rps": result.requests_per_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+            "requests": result.requests, "errors": result.errors}  # fmt: skip
+
+
+def http_pair(name: str, ours: dict, bare: dict) -> dict:
+    """Rounds alternate ours and bare, so drift on the machine touches both; medians and their ratio."""
+    from bench.loadgen import run_load
+
+    for side in (ours, bare):  # warm-up: connections, lazy imports
+        run_load(side["url"], seconds=1, connections=CONNECTIONS, **side.get("request", {}))
+    rounds: dict[str, list[dict]] = {"ours": [], "bare": []}
+    for number in range(ROUNDS):
+        for label, side in (("ours", ours), ("bare", bare)):
+            rounds[label].append(http_side(side["url"], **side.get("request", {})))
+            _progress(f"{name} round {number + 1}/{ROUNDS} {label}: {rounds[label][-1]['rps']:.0f} req/s")
+    out = {}
+    for label in rounds:
+        out[label] = {
+            "rps": median_of(rounds[label], "rps"),
+            "p50_ms": median_of(rounds[label], "p50_ms"),
+            "p99_ms": median_of(rounds[label], "p99_ms"),
+            "errors": sum(r["errors"] for r in rounds[label]),
+            "rounds": rounds[label],
+        }
+    out["ratio"] = out["ours"]["rps"] / out["bare"]["rps"]
+    out["p99_ratio"] = out["ours"]["p99_ms"] / out["bare"]["p99_ms"]
+    return out
+
+
+def figure_enqueue(token: str) -> dict:
+    from config.celery import app
+
+    out = http_pair(
+        "enqueue",
+        {"url": f"{BASE_URL}/api/send-email/",
+         "request": {"method": "POST", "body": EMAIL_BODY, "headers": {"Authorization": f"Token {token}"}}},
+        {"url": f"{BASE_URL}/bench/bare-enqueue/", "request": {"method": "POST", "body": {}}},
+    )  # fmt: skip
+    app.control.purge()  # nobody consumed what was published
+    return out | {"target": 0.7, "passed": out["ratio"] >= 0.7}
+
+
+def figure_status(token: str, task_id: str) -> dict:
+    out = http_pair(
+        "status",
+        {"url": f"{BASE_URL}/api/tasks/{task_id}/", "request": {"headers": {"Authorization": f"Token {token}"}}},
+        {"url": f"{BASE_URL}/bench/bare-status/{task_id}/"},
+    )
+    return out | {"target": 0.8, "passed": out["ratio"] >= 0.8}
+
+
+def _wait(predicate, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+@contextmanager
+def consumer_paused(hostname: str):
+    """Fill the queue while the worker takes nothing; it starts on the whole backlog when the block ends."""
+    from config.celery import app
+
+    app.control.cancel_consumer("default", destination=[hostname], reply=True)
+    yield
+    app.control.add_consumer("default", destination=[hostname], reply=True)
+
+
+def throughput_ours(*, tenant_id: int, user_id: int, hostname: str) -> dict:
+    from django.db import transaction
+    from django.db.models import Max, Min
+    from django.utils import timezone
+    from django_celery_results.models import TaskResult
+
+    from notifications.services import email_request
+
+    since = timezone.now()
+    with consumer_paused(hostname), transaction.atomic():
+        for i in range(THROUGHPUT_JOBS):
+            email_request(tenant_id=tenant_id, user_id=user_id, to_email=f"bench{i}@example.com", subject="Bench",
+                          body="Throughput.")  # fmt: skip
+    done = TaskResult.objects.filter(date_done__gte=since, task_name="notifications.send_email")
+    _wait(lambda: done.filter(status__in=["SUCCESS", "FAILURE"]).count() >= THROUGHPUT_JOBS, timeout=600,
+          what="our jobs")  # fmt: skip
+    failed = done.filter(status="FAILURE").count()
+    span = done.aggregate(first=Min("date_done"), last=Max("date_done"))
+    seconds = (span["last"] - span["first"]).total_seconds()
+    return {"tasks_per_s": (THROUGHPUT_JOBS - 1) / seconds, "seconds": seconds, "failed": failed}
+
+
+def throughput_bare(*, hostname: str) -> dict:
+    import redis
+
+    from bench.bare import noop
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    with consumer_paused(hostname):
+        ids = [noop.delay().id for _ in range(THROUGHPUT_JOBS)]
+    keys = [f"celery-task-meta-{task_id}" for task_id in ids]
+
+    def metas() -> list[dict]:
+        found = []
+        for start in range(0, len(keys), 1000):
+            found += [json.loads(raw) for raw in client.mget(keys[start : start + 1000]) if raw]
+        return [m for m in found if m.get("status") in ("SUCCESS", "FAILURE")]
+
+    _wait(lambda: len(metas()) >= THROUGHPUT_JOBS, timeout=600, what="bare tasks")
+    finished = metas()
+    times = sorted(datetime.fromisoformat(m["date_done"]) for m in finished)
+    seconds = (times[-1] - times[0]).total_seconds()
+    client.delete(*keys)
+    failed = sum(m["status"] == "FAILURE" for m in finished)
+    return {"tasks_per_s": (THROUGHPUT_JOBS - 1) / seconds, "seconds": seconds, "failed": failed}
+
+
+def figure_throughput(*, tenant_id: int, user_id: int) -> dict:
+    rounds: dict[str, list[dict]] = {"ours": [], "bare": []}
+    with celery_worker("ours") as hostname:
+        for number in range(THROUGHPUT_ROUNDS):
+            rounds["ours"].append(throughput_ours(tenant_id=tenant_id, user_id=user_id, hostname=hostname))
+            _progress(f"throughput round {number + 1} ours: {rounds['ours'][-1]['tasks_per_s']:.0f} tasks/s")
+    with celery_worker("bare", BENCH_RESULT_BACKEND=os.environ["REDIS_URL"]) as hostname:
+        for number in range(THROUGHPUT_ROUNDS):
+            rounds["bare"].append(throughput_bare(hostname=hostname))
+            _progress(f"throughput round {number + 1} bare: {rounds['bare'][-1]['tasks_per_s']:.0f} tasks/s")
+    out = {label: {"tasks_per_s": median_of(r, "tasks_per_s"), "rounds": r} for label, r in rounds.items()}
+    out["jobs_per_round"] = THROUGHPUT_JOBS
+    out["ratio"] = out["ours"]["tasks_per_s"] / out["bare"]["tasks_per_s"]
+    return out | {"target": 0.6, "passed": out["ratio"] >= 0.6}
+
+
+def latency_side(enqueue) -> dict:
+    """Enqueue one job at a time on an idle worker; accepted = the enqueue call begins, started = task_prerun."""
+    import redis
+
+    from bench.loadgen import percentile
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.delete("bench:started", "bench:done")
+    samples, calls = [], []
+    for _ in range(LATENCY_JOBS):
+        accepted = time.time()
+        task_id = enqueue()
+        calls.append((time.time() - accepted) * 1000)
+        while True:
+            popped = client.blpop(["bench:started"], timeout=30)
+            if popped is None:
+                raise RuntimeError("a latency probe job did not start within 30 s")
+            started_id, _, at = popped[1].decode().partition(" ")
+            if started_id == task_id:
+                break
+        if client.blpop(["bench:done"], timeout=30) is None:
+            raise RuntimeError("a latency probe job did not finish within 30 s")
+        samples.append((float(at) - accepted) * 1000)
+    samples.sort()
+    calls.sort()
+    return {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99), "jobs": LATENCY_JOBS,
+            "enqueue_call_p50_ms": percentile(calls, 50)}  # fmt: skip
+
+
+def figure_latency(*, tenant_id: int, user_id: int) -> dict:
+    from bench.bare import noop
+    from notifications.services import email_request
+
+    def ours() -> str:
+        email = email_request(tenant_id=tenant_id, user_id=user_id, to_email="latency@example.com",
+                              subject="Bench", body="Latency.")  # fmt: skip
+        return email.job_id
+
+    with celery_worker("ours-latency", BENCH_TRACE="1"):
+        our = latency_side(ours)
+    _progress(f"latency ours: p50 {our['p50_ms']:.1f} ms")
+    with celery_worker("bare-latency", BENCH_TRACE="1", BENCH_RESULT_BACKEND=os.environ["REDIS_URL"]):
+        bare = latency_side(lambda: noop.delay().id)
+    _progress(f"latency bare: p50 {bare['p50_ms']:.1f} ms")
+    ratio = our["p50_ms"] / bare["p50_ms"]
+    return {"ours": our, "bare": bare, "ratio": ratio, "target": 2.0, "passed": ratio <= 2.0}
+
+
+def report_tenant() -> int:
+    from django.db import transaction
+
+    from accounts.models import Tenant, User
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-reports", defaults={"name": "Bench Reports"})
+    if User.objects.filter(tenant=tenant).count() != REPORT_USERS:
+        with transaction.atomic():
+            User.objects.filter(tenant=tenant).delete()
+            User.objects.bulk_create(
+                User(
+                    email=f"user{i:04d}@reports.bench.example.com",
+                    tenant=tenant,
+                    first_name=f"First{i}",
+                    last_name=f"Last{i}",
+                    is_staff=i % 20 == 0,
+                    is_active=i % 7 != 0,
+                    password="!",
+                )  # fmt: skip
+                for i in range(REPORT_USERS)
+            )
+    return tenant.pk
+
+
+def report_html(tenant_id: int) -> Path:
+    """The exact HTML our users report hands WeasyPrint, caught on the way, for the bare side."""
+    from unittest import mock
+
+    from reports import rendering
+    from reports.models import Report
+
+    caught = {}
+    real_render = rendering.render_to_string
+
+    def catch(template, context):
+        caught["html"] = real_render(template, context)
+        raise _Caught
+
+    report = Report(tenant_id=tenant_id, report_type=Report.Type.USERS, pk=0)
+    with mock.patch.object(rendering, "render_to_string", catch), contextlib.suppress(_Caught):
+        rendering.users_pdf(report=report, progress=lambda *args: None)
+    path = RESULTS_DIR / "report-users-1000.html"
+    path.write_text(caught["html"])
+    return path
+
+
+class _Caught(Exception):
+    pass
+
+
+def _probe(kind: str, arg: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.report_probe", kind, arg],
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def figure_reports() -> dict:
+    from reports.services import report_request
+
+    tenant_id = report_tenant()
+    html = report_html(tenant_id)
+    rounds: dict[str, list[dict]] = {"ours": [], "bare": []}
+    for number in range(REPORT_ROUNDS):
+        report = report_request(tenant_id=tenant_id, user_id=None, report_type="users")
+        rounds["ours"].append(_probe("ours", str(report.pk)))
+        rounds["bare"].append(_probe("bare", str(html)))
+        _progress(
+            f"reports round {number + 1}: ours {rounds['ours'][-1]['seconds']:.2f} s, "
+            f"bare {rounds['bare'][-1]['seconds']:.2f} s"
+        )
+    from config.celery import app
+
+    app.control.purge()
+    out = {}
+    for label, r in rounds.items():
+        out[label] = {
+            "seconds": median_of(r, "seconds"),
+            "peak_rss_mib": median_of(r, "peak_rss_mib"),
+            "rss_growth_mib": statistics.median(x["peak_rss_mib"] - x["rss_before_mib"] for x in r),
+            "rounds": r,
+        }
+    out["users"] = REPORT_USERS
+    out["ratio"] = out["ours"]["seconds"] / out["bare"]["seconds"]
+    return out | {"target": 1.0, "aim": 0.5, "passed": out["ratio"] < 1.0}
+
+
+def figure_scale(*, tenant_id: int, user_id: int, token: str, large: int) -> dict:
+    from config.celery import app
+
+    reset_tables()
+    sizes = {}
+    for label, rows in (("small", SCALE_SMALL), ("large", large)):
+        seeded = seed_jobs(tenant_id=tenant_id, user_id=user_id, upto=rows)
+        task_id = seeded_task_id()
+        _progress(f"scale: {rows} job and result rows (seeded in {seeded:.1f} s)")
+        with web_server():
+            status = [http_side(f"{BASE_URL}/api/tasks/{task_id}/", headers={"Authorization": f"Token {token}"})
+                      for _ in range(ROUNDS)]  # fmt: skip
+            enqueue = [http_side(f"{BASE_URL}/api/send-email/", method="POST", body=EMAIL_BODY,
+                                 headers={"Authorization": f"Token {token}"}) for _ in range(ROUNDS)]  # fmt: skip
+        app.control.purge()
+        sizes[label] = {
+            "rows": rows,
+            "seed_seconds": seeded,
+            "status": {"rps": median_of(status, "rps"), "p99_ms": median_of(status, "p99_ms"), "rounds": status},
+            "enqueue": {"rps": median_of(enqueue, "rps"), "p99_ms": median_of(enqueue, "p99_ms"), "rounds": enqueue},
+        }
+    ratios = {
+        f"{what}_{key}": (
+            sizes["small"][what]["rps"] / sizes["large"][what]["rps"]
+            if key == "time"
+            else sizes["large"][what]["p99_ms"] / sizes["small"][what]["p99_ms"]
+        )
+        for what in ("status", "enqueue")
+        for key in ("time", "p99")
+    }
+    worst = max(ratios["status_time"], ratios["enqueue_time"])
+    return {**sizes, "ratios": ratios, "ratio": worst, "target": 1.3, "passed": worst <= 1.3}
+
+
+# --- output -----------------------------------------------------------------------------------------------------------
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def _mark(figure: dict) -> str:
+    return "ok" if figure.get("passed") else "MISSED"
+
+
+def table(results: dict) -> str:
+    rows = [("figure", "ours", "bare", "ratio", "target", "")]
+    if e := results.get("enqueue"):
+        rows += [
+            ("enqueue req/s", f"{e['ours']['rps']:.0f}", f"{e['bare']['rps']:.0f}", f"{e['ratio']:.2f}x", ">= 0.7x",
+             _mark(e)),
+            ("enqueue p99 ms", f"{e['ours']['p99_ms']:.1f}", f"{e['bare']['p99_ms']:.1f}", f"{e['p99_ratio']:.2f}x",
+             "", ""),
+        ]  # fmt: skip
+    if s := results.get("status"):
+        rows += [
+            ("status req/s", f"{s['ours']['rps']:.0f}", f"{s['bare']['rps']:.0f}", f"{s['ratio']:.2f}x", ">= 0.8x",
+             _mark(s)),
+            ("status p99 ms", f"{s['ours']['p99_ms']:.1f}", f"{s['bare']['p99_ms']:.1f}", f"{s['p99_ratio']:.2f}x",
+             "", ""),
+        ]  # fmt: skip
+    if t := results.get("throughput"):
+        rows.append(("throughput tasks/s", f"{t['ours']['tasks_per_s']:.0f}", f"{t['bare']['tasks_per_s']:.0f}",
+                     f"{t['ratio']:.2f}x", ">= 0.6x", _mark(t)))  # fmt: skip
+    if la := results.get("latency"):
+        rows += [
+            ("latency p50 ms", f"{la['ours']['p50_ms']:.1f}", f"{la['bare']['p50_ms']:.1f}", f"{la['ratio']:.2f}x",
+             "<= 2x", _mark(la)),
+            ("latency p99 ms", f"{la['ours']['p99_ms']:.1f}", f"{la['bare']['p99_ms']:.1f}",
+             f"{la['ours']['p99_ms'] / la['bare']['p99_ms']:.2f}x", "", ""),
+        ]  # fmt: skip
+    if r := results.get("reports"):
+        rows += [
+            ("report 1,000 users s", f"{r['ours']['seconds']:.2f}", f"{r['bare']['seconds']:.2f}",
+             f"{r['ratio']:.2f}x", "< 1x (aim 0.5x)", _mark(r)),
+            ("report peak RSS MiB", f"{r['ours']['peak_rss_mib']:.0f}", f"{r['bare']['peak_rss_mib']:.0f}",
+             f"{r['ours']['peak_rss_mib'] / r['bare']['peak_rss_mib']:.2f}x", "", ""),
+            ("report RSS growth MiB", f"{r['ours']['rss_growth_mib']:.0f}", f"{r['bare']['rss_growth_mib']:.0f}",
+             f"{r['ours']['rss_growth_mib'] / r['bare']['rss_growth_mib']:.2f}x", "", ""),
+        ]  # fmt: skip
+    if sc := results.get("scale"):
+        small, large = sc["small"], sc["large"]
+        for what in ("status", "enqueue"):
+            rows.append((f"scale {what} req/s", f"{small[what]['rps']:.0f} @{small['rows']:,}",
+                         f"{large[what]['rps']:.0f} @{large['rows']:,}", f"{sc['ratios'][what + '_time']:.2f}x",
+                         "<= 1.3x", "ok" if sc["ratios"][what + "_time"] <= 1.3 else "MISSED"))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    where = configure_environment()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench.loadgen import tool_name
+
+    call_command("migrate", verbosity=0, interactive=False)
+    large = _env_int("BENCH_SCALE_LARGE", 1_000_000 if connection.vendor == "postgresql" else 100_000)
+    if QUICK and not os.environ.get("BENCH_SCALE_LARGE"):
+        large = 100_000
+    reset_tables()
+    tenant_id, user_id, token = bench_tenant()
+    seed_jobs(tenant_id=tenant_id, user_id=user_id, upto=SCALE_SMALL)
+    task_id = seeded_task_id()
+    started = time.monotonic()
+    results: dict = {
+        "meta": {
+            "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "quick": QUICK,
+            "load_generator": tool_name(),
+            "connections": CONNECTIONS,
+            "http_rounds": ROUNDS,
+            "http_round_seconds": SECONDS,
+            "web": "gunicorn, 2 sync workers",
+            "worker": "celery prefork, concurrency 2, prefetch 1, acks late (Procfile settings)",
+            "database_vendor": connection.vendor,
+            **where,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "scale_large_rows": large,
+            "notes": [] if connection.vendor == "postgresql" else [f"SQLite: the large scale size is {large:,} rows"],
+        }
+    }
+    selected = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+
+    def wanted(name: str) -> bool:
+        return not selected or name in selected
+
+    if wanted("enqueue") or wanted("status"):
+        with web_server():
+            if wanted("enqueue"):
+                results["enqueue"] = figure_enqueue(token)
+            if wanted("status"):
+                results["status"] = figure_status(token, task_id)
+    if wanted("throughput"):
+        results["throughput"] = figure_throughput(tenant_id=tenant_id, user_id=user_id)
+    if wanted("latency"):
+        results["latency"] = figure_latency(tenant_id=tenant_id, user_id=user_id)
+    if wanted("reports"):
+        results["reports"] = figure_reports()
+    if wanted("scale"):
+        results["scale"] = figure_scale(tenant_id=tenant_id, user_id=user_id, token=token, large=large)
+    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    sys.stdout.write(
+        f"\nLoad generator: {results['meta']['load_generator']}, {CONNECTIONS} connections; medians of {ROUNDS} "
+        f"HTTP rounds of {SECONDS:g} s; database {connection.vendor}; {results['meta']['seconds']:.0f} s in all.\n\n"
+    )
+    sys.stdout.write(table(results) + "\n\nFull figures: bench/results/latest.json\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

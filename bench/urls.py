@@ -1,0 +1,12 @@
+"""The project's URLs plus the bare baselines under /bench/ (mounted only by bench.settings)."""
+
+from django.urls import path
+
+from bench.bare import BareEnqueueView, BareStatusView
+from config.urls import urlpatterns as project_urlpatterns
+
+urlpatterns = [
+    path("bench/bare-enqueue/", BareEnqueueView.as_view()),
+    path("bench/bare-status/<str:task_id>/", BareStatusView.as_view()),
+    *project_urlpatterns,
+]
