@@ -7,13 +7,19 @@ from rest_framework.views import APIView
 
 from accounts.serializers import TokenObtainInput, TokenOutput
 from accounts.services import token_obtain
+from jobs.openapi import BODY, RETRY_AFTER_HEADER, error_responses
 
 
 class TokenObtainView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=TokenObtainInput, responses={200: TokenOutput})
+    @extend_schema(
+        request=TokenObtainInput,
+        responses={200: TokenOutput, **error_responses(*BODY, 429)},
+        parameters=[RETRY_AFTER_HEADER],
+        description="A 400 also answers wrong credentials.",
+    )
     def post(self, request: Request) -> Response:
         data = TokenObtainInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -260,3 +260,5 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "accounts.authentication.TokenAuthentication",
     "rest_framework.authentication.SessionAuthentication",
 ]
+# A session cookie that cannot be a session key (a NUL byte, say) means no session, instead of a database error.
+SESSION_ENGINE = "accounts.sessions"

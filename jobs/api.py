@@ -5,11 +5,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.openapi import AUTHENTICATED, RETRY_AFTER_HEADER, error_responses
 from jobs.selectors import job_get, job_status
 from jobs.serializers import TaskStatusOutput
 from jobs.services import JobNotCancellable, job_cancel
 
 NOT_FOUND = "No task with this id."
+CANCEL_REFUSED = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "status": {"type": "string"}},
+    "required": ["detail", "status"],
+}
 
 
 def _tenant_job_or_404(request: Request, task_id: str):
@@ -22,7 +28,9 @@ def _tenant_job_or_404(request: Request, task_id: str):
 
 
 class TaskStatusView(APIView):
-    @extend_schema(responses={200: TaskStatusOutput, 404: OpenApiResponse(description="unknown or not yours")})
+    @extend_schema(
+        responses={200: TaskStatusOutput, **error_responses(*AUTHENTICATED, 404)}, parameters=[RETRY_AFTER_HEADER]
+    )
     def get(self, request: Request, task_id: str) -> Response:
         return Response(job_status(job=_tenant_job_or_404(request, task_id)))
 
@@ -32,9 +40,10 @@ class TaskCancelView(APIView):
         request=None,
         responses={
             202: TaskStatusOutput,
-            404: OpenApiResponse(description="unknown or not yours"),
-            409: OpenApiResponse(description="already running or finished"),
+            **error_responses(*AUTHENTICATED, 404, 413),
+            409: OpenApiResponse(CANCEL_REFUSED, description="Already running or finished; `status` says which."),
         },
+        parameters=[RETRY_AFTER_HEADER],
     )
     def post(self, request: Request, task_id: str) -> Response:
         job = _tenant_job_or_404(request, task_id)

@@ -1,18 +1,21 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
 from notifications.serializers import SendEmailAccepted, SendEmailInput
 from notifications.services import email_request
 
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-
 
 class SendEmailView(APIView):
-    @extend_schema(request=SendEmailInput, responses={202: SendEmailAccepted}, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=SendEmailInput,
+        responses={202: SendEmailAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         data = SendEmailInput(data=request.data)

@@ -1,5 +1,6 @@
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
@@ -8,13 +9,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
 from reports import selectors
 from reports.models import Report
 from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput
 from reports.services import report_filename, report_request, users_export_request
 
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
 NOT_FOUND = "No report with this id."
+FILE_DESCRIPTION = "The report's file: a PDF, or CSV for a users export."
+NOT_READY = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "status": {"type": "string"}, "check_status_at": {"type": "string"}},
+    "required": ["detail", "status", "check_status_at"],
+}
 
 
 def _accepted(report: Report) -> Response:
@@ -38,7 +45,11 @@ def _tenant_report_or_404(request: Request, report_id: int) -> Report:
 
 
 class ReportGenerateView(APIView):
-    @extend_schema(request=ReportGenerateInput, responses={202: ReportAccepted}, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=ReportGenerateInput,
+        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         data = ReportGenerateInput(data=request.data)
@@ -50,7 +61,11 @@ class ReportGenerateView(APIView):
 
 
 class UsersBatchProcessView(APIView):
-    @extend_schema(request=None, responses={202: ReportAccepted}, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=None,
+        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *IDEMPOTENT)},
+        parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         report = users_export_request(tenant_id=request.user.tenant_id, user_id=request.user.id)
@@ -58,14 +73,18 @@ class UsersBatchProcessView(APIView):
 
 
 class ReportListView(APIView):
-    @extend_schema(responses={200: ReportOutput(many=True)})
+    @extend_schema(
+        responses={200: ReportOutput(many=True), **error_responses(*AUTHENTICATED)}, parameters=[RETRY_AFTER_HEADER]
+    )
     def get(self, request: Request) -> Response:
         reports = selectors.report_list(tenant_id=request.user.tenant_id)[:200]
         return Response(ReportOutput(reports, many=True).data)
 
 
 class ReportDetailView(APIView):
-    @extend_schema(responses={200: ReportOutput, 404: OpenApiResponse(description="unknown or not yours")})
+    @extend_schema(
+        responses={200: ReportOutput, **error_responses(*AUTHENTICATED, 404)}, parameters=[RETRY_AFTER_HEADER]
+    )
     def get(self, request: Request, report_id: int) -> Response:
         return Response(ReportOutput(_tenant_report_or_404(request, report_id)).data)
 
@@ -85,10 +104,14 @@ class ReportDownloadView(APIView):
 
     @extend_schema(
         responses={
-            (200, "application/pdf"): OpenApiResponse(description="the report's file (text/csv for an export)"),
-            404: OpenApiResponse(description="unknown or not yours"),
-            409: OpenApiResponse(description="not completed (yet)"),
-        }
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description=FILE_DESCRIPTION),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description=FILE_DESCRIPTION),
+            **{(code, "application/json"): answer for code, answer in error_responses(*AUTHENTICATED, 404).items()},
+            (409, "application/json"): OpenApiResponse(
+                NOT_READY, description="Not completed (yet), or failed: `detail` says which."
+            ),
+        },
+        parameters=[RETRY_AFTER_HEADER],
     )
     def get(self, request: Request, report_id: int):
         report = _tenant_report_or_404(request, report_id)

@@ -40,6 +40,7 @@ class ReportAccepted(serializers.Serializer):
     report_id = serializers.IntegerField()
     status = serializers.CharField()
     check_status_at = serializers.CharField()
+    report_url = serializers.CharField()
 
 
 class ReportOutput(serializers.ModelSerializer):

@@ -1,19 +1,21 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
 from webhooks.external import external_data_request
 from webhooks.serializers import FetchExternalDataAccepted, FetchExternalDataInput
-
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
 
 
 class FetchExternalDataView(APIView):
     @extend_schema(
-        request=FetchExternalDataInput, responses={202: FetchExternalDataAccepted}, parameters=[IDEMPOTENCY_HEADER]
+        request=FetchExternalDataInput,
+        responses={202: FetchExternalDataAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
+        description="Fetch JSON from an allowed URL in a task. A host outside FETCH_ALLOWED_HOSTS answers 400 (url).",
     )
     @idempotent
     def post(self, request: Request) -> Response:

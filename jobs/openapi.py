@@ -1,0 +1,56 @@
+"""OpenAPI pieces the API apps share: the Idempotency-Key header and the refusals every endpoint may answer with.
+
+Documented so that clients (and the schema fuzzing in tests/hostile/) know every status code the API gives.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from jobs.idempotency import HEADER, KEY_MAX_LENGTH
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    HEADER,
+    {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH, "pattern": "^[ -~]+$"},
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The same key from the same tenant within 24 h answers with the first request's task; no second "
+    "job is made. 1 to 255 printable characters.",
+)
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds to wait before the next request.",
+)
+
+_DETAIL = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "what is wrong"}},
+    "required": ["detail"],
+}
+_FIELD_ERRORS = {
+    "type": "object",
+    "description": 'Each wrong field (or header) with a list of messages saying why; "non_field_errors" for the '
+    'body as a whole; or a "detail" message when the body could not be read.',
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+ERRORS = {
+    400: OpenApiResponse(_FIELD_ERRORS, description="Invalid input; nothing was changed."),
+    401: OpenApiResponse(_DETAIL, description="No valid credentials (`Authorization: Token <key>` or a session)."),
+    403: OpenApiResponse(_DETAIL, description="Signed in, but not a member of a tenant."),
+    404: OpenApiResponse(_DETAIL, description="Unknown, or another tenant's: the same answer for both."),
+    413: OpenApiResponse(_DETAIL, description="The body is larger than REQUEST_BODY_MAX_BYTES."),
+    415: OpenApiResponse(_DETAIL, description="The body is neither JSON nor a form."),
+    422: OpenApiResponse(_FIELD_ERRORS, description="The Idempotency-Key was already used for another endpoint."),
+    429: OpenApiResponse(_DETAIL, description="Too many requests from this tenant; see Retry-After."),
+}
+AUTHENTICATED = (401, 403, 429)  # every endpoint that needs a tenant member
+BODY = (400, 413, 415)  # every endpoint that reads a body
+IDEMPOTENT = (400, 413, 422)  # every POST with the Idempotency-Key header
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: ERRORS[code] for code in sorted(set(codes))}
