@@ -98,4 +98,4 @@ def test_retry_hooks_are_found_by_kind_or_prefix(settings):
 
     assert retry_hook("send_email") is email_retry
     assert retry_hook("report_users") is email_retry
-    assert retry_hook("batch_process_users") is None  # re-enqueued as it was
+    assert retry_hook("fetch_external_data") is None  # re-enqueued as it was
