@@ -74,11 +74,11 @@ def job_run_start(*, task_id: str) -> tuple[int, bool] | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Job._meta.db_table} SET run_count = run_count + 1 WHERE task_id = %s "
-            "RETURNING run_count, canceled_at IS NOT NULL",
+            "RETURNING run_count, canceled_at",  # not "canceled_at IS NOT NULL": SQLite 3.40 gets that wrong here
             [task_id],
         )
         row = cursor.fetchone()
-    return (row[0], bool(row[1])) if row else None
+    return (row[0], row[1] is not None) if row else None
 
 
 def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) -> int:
