@@ -4,7 +4,7 @@ Starts gunicorn (2 workers) and one Celery worker at a time against a database a
 runs every figure as the median of several rounds, prints a table and writes bench/results/latest.json.
 
 Environment: BENCH_QUICK=1 (small sizes, fewer rounds), BENCH_ROUNDS, BENCH_SECONDS (per HTTP round),
-BENCH_JOBS (throughput), BENCH_LATENCY_JOBS, BENCH_SCALE_LARGE, BENCH_PORT (default 18000),
+BENCH_JOBS and BENCH_THROUGHPUT_ROUNDS (throughput), BENCH_LATENCY_JOBS, BENCH_SCALE_LARGE, BENCH_PORT (default 18000),
 BENCH_DATABASE_URL (default: DATABASE_URL's server, database "<name>_bench"; SQLite: var/bench.sqlite3),
 BENCH_REDIS_URL (default: REDIS_URL's server, DB 13). The bench empties its own tables and queues, nothing else.
 """
@@ -42,6 +42,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS") or (2 if QUICK else 4))
 CONNECTIONS = _env_int("BENCH_CONNECTIONS", 4)
 THROUGHPUT_JOBS = _env_int("BENCH_JOBS", 500 if QUICK else 5000)
 THROUGHPUT_ROUNDS = _env_int("BENCH_THROUGHPUT_ROUNDS", 1 if QUICK else 3)
+THROUGHPUT_BUDGET_SECONDS = _env_int("BENCH_THROUGHPUT_BUDGET", 150)  # no further round of ours after this
 LATENCY_JOBS = _env_int("BENCH_LATENCY_JOBS", 100 if QUICK else 500)
 REPORT_USERS = 1000
 REPORT_ROUNDS = _env_int("BENCH_REPORT_ROUNDS", 1 if QUICK else 3)
@@ -387,12 +388,15 @@ def throughput_bare(*, hostname: str) -> dict:
 
 def figure_throughput(*, tenant_id: int, user_id: int) -> dict:
     rounds: dict[str, list[dict]] = {"ours": [], "bare": []}
+    began = time.monotonic()
     with celery_worker("ours") as hostname:
         for number in range(THROUGHPUT_ROUNDS):
             rounds["ours"].append(throughput_ours(tenant_id=tenant_id, user_id=user_id, hostname=hostname))
             _progress(f"throughput round {number + 1} ours: {rounds['ours'][-1]['tasks_per_s']:.0f} tasks/s")
+            if time.monotonic() - began > THROUGHPUT_BUDGET_SECONDS:
+                break  # a slow machine: fewer rounds rather than a bench that runs for half an hour
     with celery_worker("bare", BENCH_RESULT_BACKEND=os.environ["REDIS_URL"]) as hostname:
-        for number in range(THROUGHPUT_ROUNDS):
+        for number in range(len(rounds["ours"])):
             rounds["bare"].append(throughput_bare(hostname=hostname))
             _progress(f"throughput round {number + 1} bare: {rounds['bare'][-1]['tasks_per_s']:.0f} tasks/s")
     out = {label: {"tasks_per_s": median_of(r, "tasks_per_s"), "rounds": r} for label, r in rounds.items()}
@@ -407,7 +411,7 @@ def latency_side(enqueue) -> dict:
 
     from bench.loadgen import percentile
 
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=None)  # BLPOP waits up to 60 s itself
     client.delete("bench:started", "bench:done")
     samples, calls = [], []
     for _ in range(LATENCY_JOBS):
@@ -415,14 +419,14 @@ def latency_side(enqueue) -> dict:
         task_id = enqueue()
         calls.append((time.time() - accepted) * 1000)
         while True:
-            popped = client.blpop(["bench:started"], timeout=30)
+            popped = client.blpop(["bench:started"], timeout=60)
             if popped is None:
-                raise RuntimeError("a latency probe job did not start within 30 s")
+                raise RuntimeError("a latency probe job did not start within 60 s")
             started_id, _, at = popped[1].decode().partition(" ")
             if started_id == task_id:
                 break
-        if client.blpop(["bench:done"], timeout=30) is None:
-            raise RuntimeError("a latency probe job did not finish within 30 s")
+        if client.blpop(["bench:done"], timeout=60) is None:
+            raise RuntimeError("a latency probe job did not finish within 60 s")
         samples.append((float(at) - accepted) * 1000)
     samples.sort()
     calls.sort()
@@ -583,33 +587,38 @@ def _mark(figure: dict) -> str:
     return "ok" if figure.get("passed") else "MISSED"
 
 
+def _figure(results: dict, name: str) -> dict | None:
+    figure = results.get(name)
+    return figure if figure and "error" not in figure else None
+
+
 def table(results: dict) -> str:
     rows = [("figure", "ours", "bare", "ratio", "target", "")]
-    if e := results.get("enqueue"):
+    if e := _figure(results, "enqueue"):
         rows += [
             ("enqueue req/s", f"{e['ours']['rps']:.0f}", f"{e['bare']['rps']:.0f}", f"{e['ratio']:.2f}x", ">= 0.7x",
              _mark(e)),
             ("enqueue p99 ms", f"{e['ours']['p99_ms']:.1f}", f"{e['bare']['p99_ms']:.1f}", f"{e['p99_ratio']:.2f}x",
              "", ""),
         ]  # fmt: skip
-    if s := results.get("status"):
+    if s := _figure(results, "status"):
         rows += [
             ("status req/s", f"{s['ours']['rps']:.0f}", f"{s['bare']['rps']:.0f}", f"{s['ratio']:.2f}x", ">= 0.8x",
              _mark(s)),
             ("status p99 ms", f"{s['ours']['p99_ms']:.1f}", f"{s['bare']['p99_ms']:.1f}", f"{s['p99_ratio']:.2f}x",
              "", ""),
         ]  # fmt: skip
-    if t := results.get("throughput"):
+    if t := _figure(results, "throughput"):
         rows.append(("throughput tasks/s", f"{t['ours']['tasks_per_s']:.0f}", f"{t['bare']['tasks_per_s']:.0f}",
                      f"{t['ratio']:.2f}x", ">= 0.6x", _mark(t)))  # fmt: skip
-    if la := results.get("latency"):
+    if la := _figure(results, "latency"):
         rows += [
             ("latency p50 ms", f"{la['ours']['p50_ms']:.1f}", f"{la['bare']['p50_ms']:.1f}", f"{la['ratio']:.2f}x",
              "<= 2x", _mark(la)),
             ("latency p99 ms", f"{la['ours']['p99_ms']:.1f}", f"{la['bare']['p99_ms']:.1f}",
              f"{la['ours']['p99_ms'] / la['bare']['p99_ms']:.2f}x", "", ""),
         ]  # fmt: skip
-    if r := results.get("reports"):
+    if r := _figure(results, "reports"):
         rows += [
             ("report 1,000 users s", f"{r['ours']['seconds']:.2f}", f"{r['bare']['seconds']:.2f}",
              f"{r['ratio']:.2f}x", "< 1x (aim 0.5x)", _mark(r)),
@@ -618,12 +627,14 @@ def table(results: dict) -> str:
             ("report RSS growth MiB", f"{r['ours']['rss_growth_mib']:.0f}", f"{r['bare']['rss_growth_mib']:.0f}",
              f"{r['ours']['rss_growth_mib'] / r['bare']['rss_growth_mib']:.2f}x", "", ""),
         ]  # fmt: skip
-    if sc := results.get("scale"):
+    if sc := _figure(results, "scale"):
         small, large = sc["small"], sc["large"]
         for what in ("status", "enqueue"):
             rows.append((f"scale {what} req/s", f"{small[what]['rps']:.0f} @{small['rows']:,}",
                          f"{large[what]['rps']:.0f} @{large['rows']:,}", f"{sc['ratios'][what + '_time']:.2f}x",
                          "<= 1.3x", "ok" if sc["ratios"][what + "_time"] <= 1.3 else "MISSED"))  # fmt: skip
+    rows += [(f"{name}: FAILED", figure["error"][:60], "", "", "", "") for name, figure in results.items()
+             if isinstance(figure, dict) and "error" in figure]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -675,22 +686,31 @@ def main() -> int:
     def wanted(name: str) -> bool:
         return not selected or name in selected
 
+    latest = RESULTS_DIR / "latest.json"
+    if selected and latest.exists():
+        # A partial run (BENCH_ONLY) updates its figures in the last full result and keeps the others.
+        results = json.loads(latest.read_text()) | {"meta": results["meta"]}
+
+    def measure(name: str, figure) -> None:
+        if not wanted(name):
+            return
+        try:
+            results[name] = figure() | {"measured_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+        except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the others
+            logger.exception("Figure %s failed", name)
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        latest.write_text(json.dumps(results, indent=2, default=str))
+
     if wanted("enqueue") or wanted("status"):
         with web_server():
-            if wanted("enqueue"):
-                results["enqueue"] = figure_enqueue(token)
-            if wanted("status"):
-                results["status"] = figure_status(token, task_id)
-    if wanted("throughput"):
-        results["throughput"] = figure_throughput(tenant_id=tenant_id, user_id=user_id)
-    if wanted("latency"):
-        results["latency"] = figure_latency(tenant_id=tenant_id, user_id=user_id)
-    if wanted("reports"):
-        results["reports"] = figure_reports()
-    if wanted("scale"):
-        results["scale"] = figure_scale(tenant_id=tenant_id, user_id=user_id, token=token, large=large)
+            measure("enqueue", lambda: figure_enqueue(token))
+            measure("status", lambda: figure_status(token, task_id))
+    measure("throughput", lambda: figure_throughput(tenant_id=tenant_id, user_id=user_id))
+    measure("latency", lambda: figure_latency(tenant_id=tenant_id, user_id=user_id))
+    measure("reports", figure_reports)
+    measure("scale", lambda: figure_scale(tenant_id=tenant_id, user_id=user_id, token=token, large=large))
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
-    (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    latest.write_text(json.dumps(results, indent=2, default=str))
     sys.stdout.write(
         f"\nLoad generator: {results['meta']['load_generator']}, {CONNECTIONS} connections; medians of {ROUNDS} "
         f"HTTP rounds of {SECONDS:g} s; database {connection.vendor}; {results['meta']['seconds']:.0f} s in all.\n\n"
