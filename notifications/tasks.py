@@ -16,16 +16,19 @@ from notifications.services import (
 )
 
 
-@shared_task(bind=True, base=JobTask, name="notifications.send_email", time_limit=120, soft_time_limit=90)
+# max_retries=None: the email row counts SMTP attempts and gives up by itself, and waiting for a rate-limit slot must
+# never fail an email (a per-call max_retries=None would mean Celery's default of 3, not "no limit").
+@shared_task(
+    bind=True, base=JobTask, name="notifications.send_email", time_limit=120, soft_time_limit=90, max_retries=None
+)
 def send_email(self, email_id: int) -> dict:
-    # The email row counts the SMTP attempts and decides when to give up, so waiting for the rate limit uses none.
     try:
         email = email_deliver(email_id=email_id)
     except EmailRateLimited as exc:
-        raise self.retry(countdown=exc.wait, max_retries=None) from exc
+        raise self.retry(countdown=exc.wait) from exc
     except TransientEmailError as exc:
         countdown = retry_countdown(retries=exc.attempts - 1, base=settings.EMAIL_RETRY_BASE_DELAY, cap=600)
-        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
+        raise self.retry(exc=exc, countdown=countdown) from exc
     return {"email_id": email.pk, "to_email": email.to_email, "status": email.status, "attempts": email.attempts}
 
 

@@ -44,7 +44,7 @@ def test_main_process_killed_the_sweeper_recovers_its_jobs_and_each_is_sent_once
     smtp_server.rcpt_delay = 1.5
     worker = worker_process(concurrency=2, TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
     task_ids = send(api, 6)
-    wait_for_status(api, task_ids[0], {"STARTED"}, timeout=20)
+    assert smtp_server.stalling.wait(timeout=20)  # a send is in progress
 
     # when the whole worker dies at once (main process and pool), then comes back
     worker.kill()
