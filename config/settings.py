@@ -22,8 +22,20 @@ if not SECRET_KEY and DEBUG:
 if not SECRET_KEY:
     # In production a missing key must stop startup, not be invented.
     raise environ.ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated variable; "a.com, b.com" works, and set-but-empty means the default."""
+    return [item.strip() for item in env.str(name, default="").split(",") if item.strip()] or default
+
+
+def _env_str(name: str, default: str) -> str:
+    """A variable that is unset or set to "" both mean the default (a blank line in an .env file, say)."""
+    return env.str(name, default="") or default
+
+
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -75,7 +87,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(_env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: WAL lets readers run beside the writer, IMMEDIATE transactions take the
     # write lock up front (no "database is locked" on upgrade), and the timeout waits for it instead of failing.
@@ -125,7 +137,7 @@ REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 
 # --- Redis, cache -----------------------------------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL = _env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -159,7 +171,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Email ------------------------------------------------------------------------------------------------------------
-if "EMAIL_URL" in env:
+if _env_str("EMAIL_URL", ""):
     vars().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
@@ -175,7 +187,7 @@ EMAIL_TENANT_RATE_LIMIT = env.str("EMAIL_TENANT_RATE_LIMIT", default="5/s")
 EMAIL_RATE_LIMIT_MAX_WAIT = env.float("EMAIL_RATE_LIMIT_MAX_WAIT", default=2.0)
 
 # --- Celery -----------------------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = _env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_ACCEPT_CONTENT = ["json"]  # never unpickle what arrives on the broker
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

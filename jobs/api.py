@@ -5,7 +5,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.openapi import AUTHENTICATED, RETRY_AFTER_HEADER, error_responses
+from jobs.idempotency import idempotent
+from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER, error_responses
 from jobs.selectors import job_get, job_status
 from jobs.serializers import TaskStatusOutput
 from jobs.services import JobNotCancellable, job_cancel
@@ -43,8 +44,9 @@ class TaskCancelView(APIView):
             **error_responses(*AUTHENTICATED, 404, 413),
             409: OpenApiResponse(CANCEL_REFUSED, description="Already running or finished; `status` says which."),
         },
-        parameters=[RETRY_AFTER_HEADER],
+        parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )
+    @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         job = _tenant_job_or_404(request, task_id)
         try:

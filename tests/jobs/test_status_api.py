@@ -68,3 +68,14 @@ def test_a_finished_job_cannot_be_canceled(celery_worker, smtp_server, api):
     assert response.status_code == 409
     assert response.json()["status"] == "SUCCESS"
     assert api.get(f"/api/tasks/{task_id}/").json()["status"] == "SUCCESS"
+
+
+def test_a_repeated_cancel_with_the_same_idempotency_key_answers_like_the_first(api):
+    task_id = api.post("/api/send-email/", EMAIL, format="json").json()["task_id"]
+
+    first = api.post(f"/api/tasks/{task_id}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-1")
+    again = api.post(f"/api/tasks/{task_id}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-1")
+    without_key = api.post(f"/api/tasks/{task_id}/cancel/")
+
+    assert (first.status_code, again.status_code, without_key.status_code) == (202, 202, 409)
+    assert again.json() == first.json()
