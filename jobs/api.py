@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
 from jobs.selectors import job_get, job_status
 from jobs.serializers import TaskStatusOutput
 from jobs.services import JobNotCancellable, job_cancel
@@ -41,7 +41,7 @@ class TaskCancelView(APIView):
         request=None,
         responses={
             202: TaskStatusOutput,
-            **error_responses(*AUTHENTICATED, 404, 413),
+            **error_responses(*AUTHENTICATED, *IDEMPOTENT, 404, 413),
             409: OpenApiResponse(CANCEL_REFUSED, description="Already running or finished; `status` says which."),
         },
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
 
 SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "50"))
-THINK_SECONDS = float(os.environ.get("LOAD_THINK_SECONDS", "1"))  # a client's pause between two requests
+THINK_SECONDS = float(os.environ.get("LOAD_THINK_SECONDS", "2"))  # a client's pause between two requests
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
