@@ -82,7 +82,8 @@ def test_a_killed_pool_process_is_replaced_and_its_job_redelivered_at_once(
     assert Job.objects.get().run_count == 2
 
 
-def test_worker_killed_mid_report_the_report_completes_once_with_one_file(private_redis, worker_process, api):
+@pytest.mark.parametrize("victim", ["main process", "pool process"])
+def test_worker_killed_mid_report_the_report_completes_once_with_one_file(private_redis, worker_process, api, victim):
     from reports.models import Report
     from tests.reports.conftest import add_users, stored_files_of
 
@@ -92,11 +93,15 @@ def test_worker_killed_mid_report_the_report_completes_once_with_one_file(privat
     accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
     wait_for_status(api, accepted["task_id"], {"PROGRESS"}, timeout=60)
 
-    # when the worker dies mid-render and comes back
-    worker.kill()
-    assert Report.objects.get().status == "generating"
-    worker.start()
-    sweep_until_recovered(deadline_s=90)
+    # when the worker (or only the pool process rendering it) dies mid-render
+    if victim == "main process":
+        worker.kill()
+        assert Report.objects.get().status == "generating"
+        worker.start()
+        sweep_until_recovered(deadline_s=90)
+    else:
+        [child] = worker.pool_children()
+        os.kill(child, signal.SIGKILL)  # Celery gives the message back at once; a new pool process takes it
 
     # then the report completes exactly once: one completed row, one stored file, a PDF that opens
     final = wait_for_status(api, accepted["task_id"], timeout=120)
@@ -104,5 +109,6 @@ def test_worker_killed_mid_report_the_report_completes_once_with_one_file(privat
     report = Report.objects.get()
     assert report.status == "completed" and report.page_count > 1
     assert stored_files_of(report) == [report.file.name.rsplit("/", 1)[1]]
+    assert Job.objects.get(task_id=accepted["task_id"]).run_count == 2
     download = api.get(f"/api/reports/{report.pk}/download/")
     assert download.status_code == 200 and b"".join(download.streaming_content).startswith(b"%PDF")
