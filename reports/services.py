@@ -1,7 +1,6 @@
 """Writes: ask for a report or an export, generate it (once), share it."""
 
 import logging
-import secrets
 import time
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from jobs.services import job_enqueue, job_new_id
 from reports.conf import setting
@@ -93,7 +93,10 @@ def report_generate(*, report_id: int, progress: Progress | None = None, final_a
             # Celery's soft-limit signal can land inside a C callback of the renderer and be lost there; the
             # limit holds anyway.
             raise SoftTimeLimitExceeded()
-        stored_name = default_storage.save(_storage_key(report, rendered), ContentFile(rendered.content))
+        key = _storage_key(report, rendered)
+        if default_storage.exists(key):
+            default_storage.delete(key)  # left by an attempt that died between storing the file and recording it
+        stored_name = default_storage.save(key, ContentFile(rendered.content))
         _mark_completed(report, rendered, stored_name)
     except SoftTimeLimitExceeded:
         _discard(stored_name)
@@ -122,8 +125,10 @@ def report_generate(*, report_id: int, progress: Progress | None = None, final_a
 
 
 def _storage_key(report: Report, rendered: RenderedFile) -> str:
-    # Chosen here, never from a request: the tenant, the report and a random part nobody can guess.
-    return f"reports/tenant-{report.tenant_id}/report-{report.pk}-{secrets.token_hex(8)}.{rendered.extension}"
+    # Chosen here, never from a request: the tenant, the report and a part nobody can guess without the secret key.
+    # The same on every attempt, so a retry after a crash replaces a stray file instead of adding a second one.
+    unguessable = salted_hmac("reports.storage-key", f"{report.pk}:{report.created_at.isoformat()}").hexdigest()[:16]
+    return f"reports/tenant-{report.tenant_id}/report-{report.pk}-{unguessable}.{rendered.extension}"
 
 
 def _mark_completed(report: Report, rendered: RenderedFile, stored_name: str) -> None:

@@ -36,7 +36,8 @@ FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 def start_web(port: int, redis_url: str, log_path) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60"],
+         "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
+         "--keep-alive", "30"],  # longer than a client's pause, as behind a load balancer
         cwd=PROJECT_DIR, env=subprocess_env(TEST_REDIS_URL=redis_url), stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip

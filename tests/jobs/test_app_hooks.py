@@ -62,3 +62,17 @@ def test_retry_failed_gives_a_failed_report_a_new_job_that_completes(celery_work
     report.refresh_from_db()
     assert report.status == Report.Status.COMPLETED and report.error == ""
     assert api.get(f"/api/reports/{report.pk}/download/").status_code == 200
+
+
+def test_a_file_stored_by_an_attempt_that_died_before_recording_it_is_replaced_not_doubled(tenant_user):
+    from tests.reports.conftest import stored_files_of
+
+    report = report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
+    first = report_generate(report_id=report.pk).file.name
+    # as if the worker died after writing the file and before the row said so
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.GENERATING, file="")
+
+    again = report_generate(report_id=report.pk)
+
+    assert again.status == Report.Status.COMPLETED and again.file.name == first
+    assert stored_files_of(again) == [first.rsplit("/", 1)[1]]
