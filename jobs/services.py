@@ -58,6 +58,16 @@ def job_enqueue(
     return job
 
 
+def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
+    """A new job doing what ``job`` did (same task, arguments and tenant): how a failed job is retried.
+
+    Call it in the transaction that points the job's domain row at the new job.
+    """
+    return job_enqueue(
+        task_name=job.task_name, kind=job.kind, tenant_id=job.tenant_id, user_id=user_id, kwargs=job.kwargs
+    )
+
+
 def job_publish(*, job: Job) -> bool:
     """Hand the job to the broker under its own task id; True when the broker took it."""
     try:

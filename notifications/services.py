@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from jobs.ratelimit import rate_limit_take
 from jobs.redis_client import redis_client
-from jobs.services import job_enqueue, job_new_id
+from jobs.services import job_enqueue, job_enqueue_again, job_new_id
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
 
@@ -216,21 +216,15 @@ def email_retry(*, job, by_user_id: int | None):
         if email.status == OutboundEmail.Status.SENT:
             # A failed job whose email is still queued died mid-task (time limit, crash loop): it may go again.
             raise JobNotRetryable("Its email was sent.")
-        task_id = job_new_id()
+        new_job = job_enqueue_again(job=job, user_id=email.requested_by_id)
         email.status = OutboundEmail.Status.QUEUED
         email.error = ""
         email.attempts = 0  # a fresh round of EMAIL_MAX_RETRIES retries
-        email.job_id = task_id  # the Job row follows in this transaction; the foreign key is checked at commit
+        email.job = new_job
         email.save(update_fields=["status", "error", "attempts", "job"])
-        new_job = job_enqueue(
-            task_name=SEND_EMAIL_TASK,
-            kind="send_email",
-            tenant_id=email.tenant_id,
-            user_id=email.requested_by_id,
-            kwargs={"email_id": email.pk},
-            task_id=task_id,
-        )
-    logger.info("Email %s (tenant %s) re-queued as job %s by user %s", email.pk, email.tenant_id, task_id, by_user_id)
+    logger.info(
+        "Email %s (tenant %s) re-queued as job %s by user %s", email.pk, email.tenant_id, new_job.task_id, by_user_id
+    )
     return new_job
 
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import job_enqueue, job_new_id
+from jobs.services import job_enqueue, job_enqueue_again, job_new_id
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -235,22 +235,14 @@ def report_retry(*, job, by_user_id: int | None):
         if report.status == Report.Status.COMPLETED:
             # A failed job whose report is still generating died mid-task (hard time limit, crash loop): retry it.
             raise JobNotRetryable("Its report is completed.")
-        task_id = job_new_id()
+        new_job = job_enqueue_again(job=job, user_id=report.requested_by_id)
         report.status = Report.Status.PENDING
         report.error = ""
         report.attempts = 0
-        report.job_id = task_id  # the Job row follows in this transaction; the foreign key is checked at commit
+        report.job = new_job
         report.save(update_fields=["status", "error", "attempts", "job"])
-        new_job = job_enqueue(
-            task_name=job.task_name,
-            kind=job.kind,
-            tenant_id=report.tenant_id,
-            user_id=report.requested_by_id,
-            kwargs={"report_id": report.pk},
-            task_id=task_id,
-        )
     logger.info(
-        "Report %s (tenant %s) re-queued as job %s by user %s", report.pk, report.tenant_id, task_id, by_user_id
+        "Report %s (tenant %s) re-queued as job %s by user %s", report.pk, report.tenant_id, new_job.task_id, by_user_id
     )
     return new_job
 
