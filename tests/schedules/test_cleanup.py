@@ -116,6 +116,7 @@ def test_apps_register_their_own_pruning_and_a_failing_one_does_not_stop_the_res
     def broken_prune(*, now, batch_size):
         raise RuntimeError("disk gone")
 
+    registered = dict(maintenance._pruners)
     maintenance.register_pruner("report files", report_files_prune)
     maintenance.register_pruner("broken", broken_prune)
     try:
@@ -123,8 +124,8 @@ def test_apps_register_their_own_pruning_and_a_failing_one_does_not_stop_the_res
             maintenance.old_logs_cleanup()
         assert seen == [2]
     finally:
-        maintenance._pruners.pop("report files")
-        maintenance._pruners.pop("broken")
+        maintenance._pruners.clear()
+        maintenance._pruners.update(registered)  # the apps' own pruners, as before this test
 
 
 def test_delete_in_batches_removes_every_matching_row_in_small_transactions(db):
