@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from celery import states
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
@@ -23,14 +22,13 @@ from django_celery_results.models import TaskResult
 
 from jobs.conf import jobs_setting
 from jobs.models import IdempotencyKey, Job
+from jobs.selectors import FINAL_STATES
 
 logger = logging.getLogger(__name__)
 
 Pruner = Callable[..., int]  # (*, now: datetime, batch_size: int) -> rows removed
 
 _pruners: dict[str, Pruner] = {}
-
-FINAL_STATES = tuple(states.READY_STATES)  # SUCCESS, FAILURE, REVOKED
 
 
 def register_pruner(label: str, pruner: Pruner) -> None:
