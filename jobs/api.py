@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
 from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
-from jobs.selectors import job_get, job_status
+from jobs.selectors import job_get, job_status, job_status_get
 from jobs.serializers import TaskStatusOutput
 from jobs.services import JobNotCancellable, job_cancel
 
@@ -33,7 +33,10 @@ class TaskStatusView(APIView):
         responses={200: TaskStatusOutput, **error_responses(*AUTHENTICATED, 404)}, parameters=[RETRY_AFTER_HEADER]
     )
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(job_status(job=_tenant_job_or_404(request, task_id)))
+        answer = job_status_get(tenant_id=request.user.tenant_id, task_id=task_id)
+        if answer is None:
+            raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's
+        return Response(answer)
 
 
 class TaskCancelView(APIView):

@@ -1,8 +1,12 @@
 """Tenant-scoped reads of jobs and their state. "Not yours" and "does not exist" both come back as None."""
 
 import json
+from datetime import UTC, datetime
 
 from celery import states
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+from django_celery_results.models import TaskResult
 
 from jobs.models import Job
 
@@ -11,16 +15,53 @@ PROGRESS = "PROGRESS"  # the custom state of tasks that report how far they are
 ERROR_MAX_CHARS = 300
 
 
+# The status endpoint's whole read, written out: the ORM spends about 1 ms of Python building this join and its model
+# instances on every poll, for six values (bench/: 1.7 ms against 0.5 ms per lookup).
+_STATUS_SQL = (
+    f"SELECT j.task_id, j.kind, j.accepted_at, j.canceled_at, r.status, r.result FROM {Job._meta.db_table} j "
+    f"LEFT JOIN {TaskResult._meta.db_table} r ON r.task_id = j.task_id WHERE j.tenant_id = %s AND j.task_id = %s"
+)
+
+
+def _possible_task_id(task_id: str) -> bool:
+    return len(task_id) <= 255 and "\x00" not in task_id  # PostgreSQL would refuse a NUL outright
+
+
 def job_get(*, tenant_id: int, task_id: str) -> Job | None:
     """The tenant's job with this public id, its result row joined in the same query."""
-    if len(task_id) > 255 or "\x00" in task_id:
-        return None  # cannot be a task id; PostgreSQL would refuse the NUL outright
+    if not _possible_task_id(task_id):
+        return None
     return Job.objects.select_related("result").filter(tenant_id=tenant_id, task_id=task_id).first()
+
+
+def job_status_get(*, tenant_id: int, task_id: str) -> dict | None:
+    """The public status of the tenant's job with this id, in one narrow query; None if it is not the tenant's."""
+    if not _possible_task_id(task_id):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_STATUS_SQL, [tenant_id, task_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    task_id, kind, accepted_at, canceled_at, result_status, result_payload = row
+    job = Job(task_id=task_id, kind=kind, accepted_at=_datetime(accepted_at), canceled_at=canceled_at)
+    return _status(job=job, result_status=result_status, result_payload=result_payload)
+
+
+def _datetime(value: datetime | str) -> datetime:
+    """A datetime column as the ORM would give it: PostgreSQL's driver returns one, SQLite a naive UTC string."""
+    if isinstance(value, datetime):
+        return value
+    return parse_datetime(value).replace(tzinfo=UTC)
 
 
 def job_state(*, job: Job) -> str:
     result = job.result
-    state = result.status if result is not None else states.PENDING
+    return _state(job=job, result_status=result.status if result is not None else None)
+
+
+def _state(*, job: Job, result_status: str | None) -> str:
+    state = result_status or states.PENDING
     if job.canceled_at is not None and state not in FINAL_STATES:
         return states.REVOKED
     return state
@@ -28,8 +69,17 @@ def job_state(*, job: Job) -> str:
 
 def job_status(*, job: Job) -> dict:
     """The public view of a job: status, result, a short error, and progress (``{current, total, status}``)."""
-    state = job_state(job=job)
-    payload = _decode(job.result.result) if job.result is not None else None
+    result = job.result
+    return _status(
+        job=job,
+        result_status=result.status if result is not None else None,
+        result_payload=result.result if result is not None else None,
+    )
+
+
+def _status(*, job: Job, result_status: str | None, result_payload: str | None) -> dict:
+    state = _state(job=job, result_status=result_status)
+    payload = _decode(result_payload)
     result = error = progress = None
     if state == states.SUCCESS:
         result = payload

@@ -54,3 +54,28 @@ def test_the_system_tenants_slug_cannot_be_taken_by_a_customer():
         call_command("create_tenant", "System", "--email", "mallory@example.com", "--password", "pw-123456")
 
     assert not User.objects.exists()
+
+
+def test_a_token_reads_as_its_user_with_every_field(api, tenant_user):
+    # given the lean token lookup, which reads only what every request needs
+    from accounts.authentication import TokenAuthentication
+
+    token = Token.objects.get(user=tenant_user)
+
+    # when a token is checked
+    user, auth = TokenAuthentication().authenticate_credentials(token.key)
+
+    # then it is that user, flags as booleans, and the fields it did not read still load on demand
+    assert (user.pk, user.tenant_id, user.email) == (tenant_user.pk, tenant_user.tenant_id, tenant_user.email)
+    assert (user.is_active, user.is_staff, user.is_superuser) == (True, False, False)
+    assert user.date_joined == tenant_user.date_joined and user.check_password("correct-horse-battery")
+    assert auth.key == token.key
+
+
+def test_an_inactive_users_token_is_refused(api, tenant_user):
+    User.objects.filter(pk=tenant_user.pk).update(is_active=False)
+
+    response = api.get("/api/tasks/anything/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "User inactive or deleted."}
