@@ -2,9 +2,9 @@ import logging
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from jobs.recovery import jobs_recover_stranded
 from jobs.selectors import PROGRESS
@@ -64,6 +64,15 @@ def publish_unpublished_jobs() -> int:
 @shared_task(name="jobs.recover_stranded", ignore_result=True, time_limit=120, soft_time_limit=90)
 def recover_stranded_jobs() -> int:
     return len(jobs_recover_stranded())
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_database_connections(task=None, **kwargs) -> None:
+    # Between tasks what Django does between requests: drop a connection that broke or outlived CONN_MAX_AGE, keep
+    # the rest (settings.CELERY_DB_REUSE_MAX). Eager tasks run inside their caller's transaction: leave those alone.
+    if task is not None and not task.request.is_eager:
+        close_old_connections()
 
 
 @worker_ready.connect
