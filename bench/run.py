@@ -159,7 +159,7 @@ def celery_worker(name: str, **env: str):
     log = open(RESULTS_DIR / f"worker-{name}.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [BIN / "celery", "-A", "config", "worker", "--loglevel=WARNING", "--queues=default", "--concurrency=2",
-         "--max-tasks-per-child=100", "--max-memory-per-child=512000", f"--hostname={hostname}"],
+         "--max-tasks-per-child=1000", "--max-memory-per-child=512000", f"--hostname={hostname}"],
         cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env=os.environ | env,
     )  # fmt: skip
     try:
