@@ -21,8 +21,9 @@ JOBS_RELAY_GRACE_SECONDS = 0
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 API_TENANT_RATE = "100000/min"
 if "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
-    # The in-process test worker closes its connection after each task, so the test database can be dropped at the end.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+    # The in-process test worker closes its connection after each task, so the test database can be dropped at the end
+    # (a worker process started by a test may keep its connections: it is stopped before that).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TEST_CONN_MAX_AGE", "0"))  # noqa: F405
 CELERY_IMPORTS = ["tests.chaos.tasks"]  # a poison pill and a tick recorder, for the chaos suite
 # Most tests send bursts of email; the rate-limit tests set these for their worker processes.
 EMAIL_RATE_LIMIT = os.environ.get("EMAIL_RATE_LIMIT", "1000/s")

@@ -20,3 +20,13 @@ def crash_every_time(self) -> None:
 def record_tick(key: str) -> None:
     """Append the time it ran to a Redis list, so a test can see how often a schedule fired."""
     redis.Redis.from_url(current_app.conf.broker_url).rpush(key, time.time())
+
+
+@shared_task(name="tests.database_session")
+def database_session() -> int:
+    """The PostgreSQL server process behind the connection this task ran on."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
