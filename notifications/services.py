@@ -1,6 +1,7 @@
 import logging
 import smtplib
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import make_msgid
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldError
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -105,7 +106,7 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
         if not email.message_id:
             email.message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost")
         try:
-            _smtp_send(email)
+            _smtp_send(email, accepted=lambda: _receipt_write(email))
         except (smtplib.SMTPException, OSError, ValueError) as exc:
             transient = _is_transient(exc)
             email.error = _describe(exc)[:500]
@@ -117,7 +118,6 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
             else:
                 failure = TransientEmailError(email.error, attempts=email.attempts)
         else:
-            _receipt_write(email)
             email.status = OutboundEmail.Status.SENT
             email.sent_at = timezone.now()
             email.error = ""
@@ -164,15 +164,27 @@ def _wait_for_send_slot(*, tenant_id: int) -> None:
         sleep(wait)
 
 
-def _smtp_send(email: OutboundEmail) -> None:
-    message = EmailMessage(
-        subject=email.subject,
-        body=email.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[email.to_email],
-        headers={"Message-ID": email.message_id},
-    )
-    message.send(fail_silently=False)
+def _smtp_send(email: OutboundEmail, *, accepted: Callable[[], None]) -> None:
+    """Send the message; call ``accepted`` the moment the server has taken it, before the goodbye.
+
+    The connection is opened here so that sending does not also close it: QUIT is one more round trip, and a worker
+    killed during it would leave a delivered message without a receipt (found by the load test: one resend in 1,511).
+    """
+    connection = get_connection(fail_silently=False)
+    connection.open()
+    try:
+        message = EmailMessage(
+            subject=email.subject,
+            body=email.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[email.to_email],
+            headers={"Message-ID": email.message_id},
+            connection=connection,
+        )
+        message.send(fail_silently=False)
+        accepted()
+    finally:
+        connection.close()
 
 
 def _is_transient(exc: Exception) -> bool:

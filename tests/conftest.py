@@ -109,8 +109,16 @@ class SmtpRecorder:
     refusals: list[str] = field(default_factory=list)  # replies to give to the next RCPTs, e.g. "451 try later"
     rcpt_delay: float = 0.0  # seconds to stall before answering RCPT: keeps a send "in flight" for a while
     url: str = ""  # for worker processes: ``worker_process(TEST_EMAIL_URL=smtp_server.url)``
+    quit_delay: float = 0.0  # seconds to stall before answering QUIT, after a message was accepted
     received: threading.Event = field(default_factory=threading.Event)
     stalling: threading.Event = field(default_factory=threading.Event)  # set while an RCPT is being held back
+    quitting: threading.Event = field(default_factory=threading.Event)  # set while a QUIT is being held back
+
+    async def handle_QUIT(self, server, session, envelope):
+        if self.quit_delay:
+            self.quitting.set()
+            await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_delay:

@@ -82,6 +82,28 @@ def test_a_killed_pool_process_is_replaced_and_its_job_redelivered_at_once(
     assert Job.objects.get().run_count == 2
 
 
+def test_a_worker_killed_after_the_mail_server_took_the_message_does_not_send_it_again(
+    private_redis, worker_process, smtp_server, api
+):
+    # given a mail server that accepts the message, then takes its time saying goodbye
+    smtp_server.quit_delay = 3
+    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
+    [task_id] = send(api, 1)
+    assert smtp_server.quitting.wait(timeout=20)
+    assert len(smtp_server.messages) == 1
+
+    # when the pool process dies during that goodbye, before it could record the send in the database
+    smtp_server.quit_delay = 0
+    [child] = worker.pool_children()
+    os.kill(child, signal.SIGKILL)
+
+    # then the redelivered job finds the delivery receipt and records the send instead of sending again
+    assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
+    assert len(smtp_server.wait_for(2, timeout=2)) == 1
+    assert OutboundEmail.objects.get().status == "sent"
+    assert Job.objects.get().run_count == 2
+
+
 @pytest.mark.parametrize("victim", ["main process", "pool process"])
 def test_worker_killed_mid_report_the_report_completes_once_with_one_file(private_redis, worker_process, api, victim):
     from reports.models import Report
