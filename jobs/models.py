@@ -19,9 +19,7 @@ class Job(models.Model):
     task_name = models.CharField(max_length=255)
     kwargs = models.JSONField(default=dict, blank=True)
     accepted_at = models.DateTimeField(default=timezone.now)
-    published_at = models.DateTimeField(
-        null=True, blank=True, help_text="when it was handed to the broker; empty = not yet (the relay will)"
-    )
+    published_at = models.DateTimeField(null=True, blank=True, help_text="when the broker took it; empty = not yet")
     publish_count = models.PositiveIntegerField(default=0)
     run_count = models.PositiveIntegerField(default=0, help_text="times a worker started it, retries included")
     canceled_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from celery import current_app, states
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import KombuError
@@ -46,7 +46,6 @@ def job_enqueue(
     If the transaction rolls back, neither the Job nor the message exists. If the broker is down at commit, the Job
     stays unpublished and ``jobs_publish_pending`` (run by beat and at worker start) publishes it later.
     """
-    now = timezone.now()
     job = Job.objects.create(
         task_id=task_id or job_new_id(),
         tenant_id=tenant_id,
@@ -54,25 +53,12 @@ def job_enqueue(
         kind=kind,
         task_name=task_name,
         kwargs=kwargs or {},
-        accepted_at=now,
-        # Recorded as published up front: the publish right after commit nearly always succeeds, and marking it
-        # afterwards cost every enqueue a second statement and commit. A failed publish clears the mark for the
-        # relay; a process that dies between commit and publish leaves the job to the stranded-job sweeper.
-        published_at=now,
-        publish_count=1,
     )
-    transaction.on_commit(lambda: _publish_after_commit(job=job))
+    # Marked published only once the broker took it: a process that dies between the commit and the publish leaves
+    # an unpublished job, which the relay picks up within seconds (marking it up front saved a statement, but left
+    # such jobs to the slower stranded-job sweeper).
+    transaction.on_commit(lambda: job_publish(job=job))
     return job
-
-
-def _publish_after_commit(*, job: Job) -> None:
-    if _send(job=job):
-        return
-    try:
-        Job.objects.filter(pk=job.pk).update(published_at=None, publish_count=F("publish_count") - 1)
-    except DatabaseError:
-        # The job is committed and its id already answered; never fail the request for this.
-        logger.exception("Could not mark job %s unpublished; the stranded-job sweeper will publish it", job.task_id)
 
 
 def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
@@ -86,20 +72,13 @@ def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
 
 
 def job_publish(*, job: Job) -> bool:
-    """Hand an existing job to the broker again (relay, sweeper) and record it; True when the broker took it."""
-    if not _send(job=job):
-        return False
-    Job.objects.filter(pk=job.pk).update(published_at=timezone.now(), publish_count=F("publish_count") + 1)
-    return True
-
-
-def _send(*, job: Job) -> bool:
-    """Publish the job's message under its own task id; True when the broker took it."""
+    """Hand the job to the broker under its own task id; True when the broker took it."""
     try:
         current_app.send_task(job.task_name, kwargs=job.kwargs, task_id=job.task_id)
     except BROKER_ERRORS:
         logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
         return False
+    Job.objects.filter(pk=job.pk).update(published_at=timezone.now(), publish_count=F("publish_count") + 1)
     return True
 
 

@@ -11,7 +11,7 @@ from config.celery import app as celery_app
 from jobs.models import Job
 from notifications.models import OutboundEmail
 
-ENQUEUE_BUDGET = 5  # token+user, savepoint, email insert, job insert (written as published), release
+ENQUEUE_BUDGET = 6  # token+user, savepoint, email insert, job insert, release, published_at update
 STATUS_BUDGET = 2  # token+user, job joined with its result
 
 EMAIL = {"to_email": "budget@example.com", "subject": "Budget", "body": "Counting queries."}
