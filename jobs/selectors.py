@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from celery import states
 from django.db import connection
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_celery_results.models import TaskResult
 
@@ -49,10 +50,10 @@ def job_status_get(*, tenant_id: int, task_id: str) -> dict | None:
 
 
 def _datetime(value: datetime | str) -> datetime:
-    """A datetime column as the ORM would give it: PostgreSQL's driver returns one, SQLite a naive UTC string."""
-    if isinstance(value, datetime):
-        return value
-    return parse_datetime(value).replace(tzinfo=UTC)
+    """A datetime column as the ORM would give it (aware, UTC): SQLite's driver answers naive, or with a string."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=UTC) if timezone.is_naive(value) else value
 
 
 def job_state(*, job: Job) -> str:

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -39,6 +40,8 @@ def test_an_accepted_job_not_yet_started_is_pending(api):
         "kind": "send_email",
         "accepted_at": body["accepted_at"],
     }
+    # with its offset, on every database (SQLite's driver answers naive datetimes)
+    assert datetime.fromisoformat(body["accepted_at"]) == Job.objects.get(task_id=task_id).accepted_at
 
 
 def test_cancel_a_pending_job_it_becomes_revoked_and_never_runs(celery_worker, smtp_server, api, settings):
