@@ -171,8 +171,8 @@ def _smtp_send(email: OutboundEmail, *, accepted: Callable[[], None]) -> None:
     killed during it would leave a delivered message without a receipt (found by the load test: one resend in 1,511).
     """
     connection = get_connection(fail_silently=False)
-    connection.open()
     try:
+        connection.open()
         message = EmailMessage(
             subject=email.subject,
             body=email.body,
@@ -184,7 +184,16 @@ def _smtp_send(email: OutboundEmail, *, accepted: Callable[[], None]) -> None:
         message.send(fail_silently=False)
         accepted()
     finally:
+        _smtp_close(connection, email)
+
+
+def _smtp_close(connection, email: OutboundEmail) -> None:
+    # A failed goodbye changes nothing: the message was taken (and the receipt written), or the send's own error
+    # is the one to report.
+    try:
         connection.close()
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.warning("Email %s: closing the SMTP connection failed: %s", email.pk, exc)
 
 
 def _is_transient(exc: Exception) -> bool:

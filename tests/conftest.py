@@ -110,6 +110,7 @@ class SmtpRecorder:
     rcpt_delay: float = 0.0  # seconds to stall before answering RCPT: keeps a send "in flight" for a while
     url: str = ""  # for worker processes: ``worker_process(TEST_EMAIL_URL=smtp_server.url)``
     quit_delay: float = 0.0  # seconds to stall before answering QUIT, after a message was accepted
+    quit_reply: str = "221 Bye"
     received: threading.Event = field(default_factory=threading.Event)
     stalling: threading.Event = field(default_factory=threading.Event)  # set while an RCPT is being held back
     quitting: threading.Event = field(default_factory=threading.Event)  # set while a QUIT is being held back
@@ -118,7 +119,7 @@ class SmtpRecorder:
         if self.quit_delay:
             self.quitting.set()
             await asyncio.sleep(self.quit_delay)
-        return "221 Bye"
+        return self.quit_reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_delay:

@@ -73,6 +73,18 @@ def test_a_permanent_smtp_failure_ends_as_failure_with_a_short_error(celery_work
     assert (email.status, email.attempts) == ("failed", 1)
 
 
+def test_a_garbled_goodbye_after_the_message_was_taken_still_counts_as_sent(celery_worker, smtp_server, api):
+    # given a mail server whose reply to QUIT is too long for smtplib (it raises "Line too long")
+    smtp_server.quit_reply = "221 " + "x" * 9000
+
+    accepted = api.post("/api/send-email/", EMAIL, format="json")
+
+    # then the message it took is recorded as sent, once
+    assert wait_for_status(api, accepted.json()["task_id"])["status"] == "SUCCESS"
+    assert len(smtp_server.wait_for(2, timeout=2)) == 1
+    assert OutboundEmail.objects.get().status == "sent"
+
+
 def test_a_mail_server_that_never_recovers_fails_after_the_retries(celery_worker, smtp_server, api, settings):
     settings.EMAIL_MAX_RETRIES = 1
     smtp_server.refusals = ["421 4.7.0 Too busy"] * 5
