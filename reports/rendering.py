@@ -8,6 +8,7 @@ import csv
 import gc
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,17 +72,30 @@ def pdf_render(*, template: str, context: dict, progress: Callable[[str], None])
     return content, pages, time.monotonic() - started
 
 
+_gc_lock = threading.Lock()
+_gc_renders = 0  # renders in progress in this process (a threads pool may run several)
+_gc_thresholds: tuple[int, ...] = ()
+
+
 @contextmanager
 def _fewer_gc_passes() -> Iterator[None]:
     """Layout makes hundreds of thousands of small objects, and with Python's default thresholds the cycle collector
     runs every 700 allocations and keeps walking the growing box tree: 20-40 % of a large report's time (bench/).
-    Boxes are freed by reference counting anyway; the collector still runs, a hundred times less often."""
-    thresholds = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
+    Boxes are freed by reference counting anyway; the collector still runs, a hundred times less often. The first
+    render in the process raises the thresholds, the last one to finish puts them back."""
+    global _gc_renders, _gc_thresholds
+    with _gc_lock:
+        if _gc_renders == 0:
+            _gc_thresholds = gc.get_threshold()
+            gc.set_threshold(100_000, 50, 100)
+        _gc_renders += 1
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
+        with _gc_lock:
+            _gc_renders -= 1
+            if _gc_renders == 0:
+                gc.set_threshold(*_gc_thresholds)
 
 
 def _base_context(report: Report) -> dict:
