@@ -63,41 +63,29 @@ def test_main_process_killed_the_sweeper_recovers_its_jobs_and_each_is_sent_once
     assert set(OutboundEmail.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_a_killed_pool_process_is_replaced_and_its_job_redelivered_at_once(
-    private_redis, worker_process, smtp_server, api
+# RCPT: killed before the server took the message, so it must be sent on redelivery. QUIT: killed after the server
+# took it, before the row recorded it, so the redelivery must find the delivery receipt and send nothing.
+@pytest.mark.parametrize("stalled_at", ["RCPT", "QUIT"])
+def test_a_pool_process_killed_mid_send_is_replaced_and_the_message_arrives_once(
+    private_redis, worker_process, smtp_server, api, stalled_at
 ):
-    smtp_server.rcpt_delay = 3
+    # given a mail server that holds the conversation at RCPT (message not yet taken) or at QUIT (taken)
+    delay, stalling = {
+        "RCPT": ("rcpt_delay", smtp_server.stalling),
+        "QUIT": ("quit_delay", smtp_server.quitting),
+    }[stalled_at]
+    setattr(smtp_server, delay, 3)
     worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
     [task_id] = send(api, 1)
-    assert smtp_server.stalling.wait(timeout=20)
+    assert stalling.wait(timeout=20)
+    assert len(smtp_server.messages) == (0 if stalled_at == "RCPT" else 1)
 
-    # when the pool process running it dies in the middle of talking to the mail server
-    smtp_server.rcpt_delay = 0
+    # when the pool process running it dies right there
+    setattr(smtp_server, delay, 0)
     [child] = worker.pool_children()
     os.kill(child, signal.SIGKILL)
 
-    # then the message is given back at once (no sweeper needed) and sent once
-    assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
-    assert len(smtp_server.wait_for(2, timeout=2)) == 1
-    assert Job.objects.get().run_count == 2
-
-
-def test_a_worker_killed_after_the_mail_server_took_the_message_does_not_send_it_again(
-    private_redis, worker_process, smtp_server, api
-):
-    # given a mail server that accepts the message, then takes its time saying goodbye
-    smtp_server.quit_delay = 3
-    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
-    [task_id] = send(api, 1)
-    assert smtp_server.quitting.wait(timeout=20)
-    assert len(smtp_server.messages) == 1
-
-    # when the pool process dies during that goodbye, before it could record the send in the database
-    smtp_server.quit_delay = 0
-    [child] = worker.pool_children()
-    os.kill(child, signal.SIGKILL)
-
-    # then the redelivered job finds the delivery receipt and records the send instead of sending again
+    # then the message is given back at once (no sweeper needed), and the address gets it exactly once
     assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
     assert len(smtp_server.wait_for(2, timeout=2)) == 1
     assert OutboundEmail.objects.get().status == "sent"
