@@ -19,13 +19,14 @@ CANCEL_REFUSED = {
 }
 
 
-def _tenant_job_or_404(request: Request, task_id: str):
-    if "\x00" in task_id:
-        raise NotFound(NOT_FOUND)  # no task id has one, and PostgreSQL refuses it in a query
-    job = job_get(tenant_id=request.user.tenant_id, task_id=task_id)
-    if job is None:
+def _or_404(found):
+    if found is None:
         raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's
-    return job
+    return found
+
+
+def _tenant_job_or_404(request: Request, task_id: str):
+    return _or_404(job_get(tenant_id=request.user.tenant_id, task_id=task_id))
 
 
 class TaskStatusView(APIView):
@@ -33,10 +34,7 @@ class TaskStatusView(APIView):
         responses={200: TaskStatusOutput, **error_responses(*AUTHENTICATED, 404)}, parameters=[RETRY_AFTER_HEADER]
     )
     def get(self, request: Request, task_id: str) -> Response:
-        answer = job_status_get(tenant_id=request.user.tenant_id, task_id=task_id)
-        if answer is None:
-            raise NotFound(NOT_FOUND)  # the same answer whether it does not exist or is another tenant's
-        return Response(answer)
+        return Response(_or_404(job_status_get(tenant_id=request.user.tenant_id, task_id=task_id)))
 
 
 class TaskCancelView(APIView):
