@@ -3,6 +3,10 @@
 The stock backend stores a state as SELECT, then INSERT or UPDATE inside a transaction: two to four round trips, and
 every task writes STARTED then its outcome. An upsert (``INSERT … ON CONFLICT (task_id) DO UPDATE``, in PostgreSQL and
 SQLite alike) does the same in one. Rows, columns and values are exactly those of the stock backend.
+
+A job's STARTED write also counts the start on its Job row (``run_count``, what stops a poison pill) and reads whether
+the job was canceled: on PostgreSQL in the same statement, elsewhere right after it. The answer is left on the task's
+request as ``job_run`` for ``JobTask``.
 """
 
 from celery import states
@@ -11,14 +15,57 @@ from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
+from jobs.models import Job
+from jobs.services import job_run_start
+
 # Written on every state; date_created only when the row is new, date_started only with STARTED.
 STATE_FIELDS = [
     "status", "result", "traceback", "meta", "content_encoding", "content_type",
     "periodic_task_name", "task_name", "task_args", "task_kwargs", "worker", "date_done",
 ]  # fmt: skip
+COLUMNS = ["task_id", "date_created", *STATE_FIELDS]
+
+
+def _upsert_sql(connection, *, started: bool) -> str:
+    meta = TaskResult._meta
+    quote = connection.ops.quote_name
+    columns = [*COLUMNS, "date_started"] if started else COLUMNS
+    updated = [*STATE_FIELDS, "date_started"] if started else STATE_FIELDS
+    column = {name: quote(meta.get_field(name).column) for name in columns}
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(column[n] for n in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({column['task_id']}) DO UPDATE SET "
+        + ", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in updated)
+    )
+
+
+def _upsert_counting_start_sql(connection) -> str:
+    """PostgreSQL: the STARTED upsert, with the Job's start counted in a data-modifying WITH; answers
+    (starts so far, canceled_at), both NULL when no Job has this task id."""
+    quote = connection.ops.quote_name
+    job_table, task_id = quote(Job._meta.db_table), quote(Job._meta.get_field("task_id").column)
+    return (
+        f"WITH job AS (UPDATE {job_table} SET run_count = run_count + 1 WHERE {task_id} = %s "
+        "RETURNING run_count, canceled_at) "
+        + _upsert_sql(connection, started=True)
+        + " RETURNING (SELECT run_count FROM job), (SELECT canceled_at FROM job)"
+    )
 
 
 class UpsertDatabaseBackend(DatabaseBackend):
+    _sql_cache: dict = {}
+
+    def _sql(self, connection, kind: str) -> str:
+        key = (connection.vendor, kind)
+        if key not in self._sql_cache:
+            self._sql_cache[key] = (
+                _upsert_counting_start_sql(connection)
+                if kind == "count"
+                else _upsert_sql(connection, started=kind == "started")
+            )
+        return self._sql_cache[key]
+
     def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
         content_type, content_encoding, encoded = self.encode_content(result)
         _, _, meta = self.encode_content(
@@ -26,34 +73,32 @@ class UpsertDatabaseBackend(DatabaseBackend):
         )
         extended = self._get_extended_properties(request, traceback)
         now = timezone.now()
-        values = {
-            "status": status, "result": encoded, "traceback": traceback, "meta": meta,
-            "content_encoding": content_encoding, "content_type": content_type,
-            "periodic_task_name": extended["periodic_task_name"], "task_name": extended["task_name"],
-            "task_args": extended["task_args"], "task_kwargs": extended["task_kwargs"], "worker": extended["worker"],
-            "date_done": now,
-        }  # fmt: skip
-        updated = list(STATE_FIELDS)
-        if status == states.STARTED:
-            values["date_started"] = now
-            updated.append("date_started")
-        columns = ["task_id", "date_created", *values]
-        meta_fields = TaskResult._meta
-        column = {name: meta_fields.get_field(name).column for name in columns}
+        started = status == states.STARTED
+        params = [
+            task_id, now, status, encoded, traceback, meta, content_encoding, content_type,
+            extended["periodic_task_name"], extended["task_name"], extended["task_args"], extended["task_kwargs"],
+            extended["worker"], now, *([now] if started else []),
+        ]  # fmt: skip
         alias = using or router.db_for_write(TaskResult)
         connection = connections[alias]
-        quote = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {quote(meta_fields.db_table)} ({', '.join(quote(column[n]) for n in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) "
-            f"ON CONFLICT ({quote(column['task_id'])}) DO UPDATE SET "
-            + ", ".join(f"{quote(column[n])} = EXCLUDED.{quote(column[n])}" for n in updated)
-        )
-        params = [task_id, now, *values.values()]
-        params = [
-            meta_fields.get_field(name).get_db_prep_save(value, connection)
-            for name, value in zip(columns, params, strict=True)
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        fields = TaskResult._meta
+        names = [*COLUMNS, "date_started"] if started else COLUMNS
+        params = [fields.get_field(n).get_db_prep_save(v, connection) for n, v in zip(names, params, strict=True)]
+        counts_start = started and self._runs_a_job(request)
+        if counts_start and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(self._sql(connection, "count"), [task_id, *params])
+                run_count, canceled_at = cursor.fetchone()
+            request.job_run = None if run_count is None else (run_count, canceled_at is not None)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(self._sql(connection, "started" if started else "state"), params)
+            if counts_start:
+                request.job_run = job_run_start(task_id=task_id)
         return encoded
+
+    def _runs_a_job(self, request) -> bool:
+        if request is None or getattr(request, "is_eager", False):
+            return False
+        task = self.app.tasks.get(getattr(request, "task", None))
+        return getattr(task, "counts_job_runs", False)

@@ -13,6 +13,7 @@ from jobs.services import job_run_start, jobs_publish_pending, retry_countdown
 logger = logging.getLogger(__name__)
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
+_NOT_COUNTED = object()
 
 
 class WorkerCrashLoop(Exception):
@@ -21,6 +22,10 @@ class WorkerCrashLoop(Exception):
 
 class JobTask(Task):
     """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
+
+    # Our result backend counts the start with the STARTED write and leaves (starts, canceled?) on the request as
+    # ``job_run`` (jobs.results); without it (track_started off, another backend) the task counts it itself.
+    counts_job_runs = True
 
     def __call__(self, *args, **kwargs):
         try:
@@ -33,7 +38,11 @@ class JobTask(Task):
 
     def _run_job(self, *args, **kwargs):
         task_id = self.request.id
-        run = job_run_start(task_id=task_id) if task_id and not self.request.is_eager else None
+        run = None
+        if task_id and not self.request.is_eager:
+            run = self.request.get("job_run", _NOT_COUNTED)
+            if run is _NOT_COUNTED:
+                run = job_run_start(task_id=task_id)
         if run is not None:
             run_count, canceled = run
             if canceled:

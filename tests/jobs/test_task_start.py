@@ -1,0 +1,81 @@
+"""What a worker does around every job's task: count the start with the STARTED write, skip canceled jobs.
+
+The task runs through Celery's own tracer (what a worker runs for each message, not eager mode), in this thread, so
+the statements it sends can be counted.
+"""
+
+import pytest
+from celery import states
+from celery.app.trace import build_tracer
+from django.db import connection
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from config.celery import app as celery_app
+from jobs.models import Job
+from notifications.models import OutboundEmail
+from notifications.services import email_request
+from notifications.tasks import send_email
+
+# Between tasks a worker handles its connection as Django does between requests (outside any test transaction).
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# STARTED upsert counting the start, BEGIN, lock the email, record it, COMMIT, SUCCESS upsert. SQLite cannot write two
+# tables in one statement: there the start is counted by one more.
+SEND_EMAIL_TASK_BUDGET = 6 if connection.vendor == "postgresql" else 7
+
+
+def run_as_a_worker_would(task, *, task_id: str, kwargs: dict):
+    """One delivery of the message: Celery's tracer with a worker's request (not eager)."""
+    tracer = build_tracer(task.name, task, app=celery_app, eager=False, hostname="test-worker@localhost")
+    request = {"id": task_id, "task": task.name, "kwargs": kwargs, "hostname": "test-worker@localhost",
+               "delivery_info": {"routing_key": "default"}}  # fmt: skip
+    return tracer(task_id, [], kwargs, request)
+
+
+@pytest.fixture
+def queued_email(tenant_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):  # not published: this test is the worker
+        return email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.pk, to_email="start@example.com",
+                             subject="Hi", body=".")  # fmt: skip
+
+
+def test_a_send_email_task_counts_its_start_with_the_started_write_and_stays_within_its_budget(
+    queued_email, smtp_server, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(SEND_EMAIL_TASK_BUDGET):
+        run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+
+    assert Job.objects.get(task_id=queued_email.job_id).run_count == 1
+    result = TaskResult.objects.get(task_id=queued_email.job_id)
+    assert result.status == states.SUCCESS
+    assert result.date_started is not None and result.date_started <= result.date_done
+    assert OutboundEmail.objects.get(pk=queued_email.pk).status == OutboundEmail.Status.SENT
+    assert [m["To"] for m in smtp_server.wait_for(1)] == ["start@example.com"]
+
+
+def test_every_delivery_counts_one_start(queued_email, smtp_server):
+    for _ in range(3):
+        run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+
+    assert Job.objects.get(task_id=queued_email.job_id).run_count == 3
+    assert len(smtp_server.wait_for(1)) == 1  # the later deliveries found it sent
+
+
+def test_the_started_write_tells_the_task_its_job_was_canceled_and_nothing_runs(queued_email, smtp_server):
+    Job.objects.filter(task_id=queued_email.job_id).update(canceled_at=timezone.now())
+
+    run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+
+    assert TaskResult.objects.get(task_id=queued_email.job_id).status == states.REVOKED
+    assert Job.objects.get(task_id=queued_email.job_id).run_count == 1
+    assert OutboundEmail.objects.get(pk=queued_email.pk).status == OutboundEmail.Status.QUEUED
+    assert smtp_server.messages == []
+
+
+def test_a_task_without_a_job_row_runs_and_counts_nothing(queued_email, smtp_server):
+    # A message published by hand (no Job row under its id): the task still runs, no Job is touched.
+    run_as_a_worker_would(send_email, task_id="no-job-has-this-id", kwargs={"email_id": queued_email.pk})
+
+    assert TaskResult.objects.get(task_id="no-job-has-this-id").status == states.SUCCESS
+    assert Job.objects.get(task_id=queued_email.job_id).run_count == 0
