@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from jobs.ratelimit import rate_limit_take
 from jobs.redis_client import redis_client
 from jobs.services import job_enqueue, job_enqueue_again, job_new_id
+from jobs.sql import row_lock, row_update
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
 
@@ -89,7 +90,9 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
     """
     failure: Exception | None = None
     with transaction.atomic():
-        email = OutboundEmail.objects.select_for_update().get(pk=email_id)
+        email = row_lock(OutboundEmail, email_id)  # written out: this runs for every email (jobs.sql)
+        if email is None:
+            raise OutboundEmail.DoesNotExist(f"No email {email_id}")
         if email.status != OutboundEmail.Status.QUEUED:
             logger.info("Email %s already %s; nothing to do", email.pk, email.status)
             return email
@@ -97,7 +100,7 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
             # Sent on an earlier run whose commit was lost (the database went away): record it, send nothing.
             email.status = OutboundEmail.Status.SENT
             email.sent_at = timezone.now()
-            email.save(update_fields=["status", "sent_at"])
+            row_update(email, ["status", "sent_at"])
             logger.info("Email %s (tenant %s) was already delivered; recorded as sent", email.pk, email.tenant_id)
             return email
         _wait_for_send_slot(tenant_id=email.tenant_id)
@@ -121,7 +124,7 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
             email.status = OutboundEmail.Status.SENT
             email.sent_at = timezone.now()
             email.error = ""
-        email.save(update_fields=["status", "attempts", "error", "message_id", "sent_at"])
+        row_update(email, ["status", "attempts", "error", "message_id", "sent_at"])
     log = logger.warning if failure else logger.info
     log("Email %s (tenant %s) attempt %d: %s", email.pk, email.tenant_id, email.attempts, email.error or "sent")
     if failure is not None:
