@@ -53,11 +53,16 @@ lint: install
 	$(BIN)/ruff check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
+# The suite mostly waits on real processes (workers killed and restarted, outages, beats taking over), so it runs in
+# TEST_WORKERS pytest-xdist processes; each has its own test database, Redis database and media folder
+# (config/settings_test.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: redis lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 chaos: redis
-	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m chaos $(PYTEST_ARGS)
 
 bench: redis
 	$(PY) -m bench.run

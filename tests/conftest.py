@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -29,6 +30,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the figures tests recorded for the CI log (``record_property("ci_log", line)``), also under xdist, where
+    a test's own output never reaches the terminal."""
+    reports = [r for kind in ("passed", "failed") for r in terminalreporter.getreports(kind)]
+    lines = [value for report in reports for name, value in report.user_properties if name == "ci_log"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 # --- API clients ------------------------------------------------------------------------------------------------------
@@ -185,6 +197,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings_test",
         DATABASE_URL=database_url_for_subprocesses(),
         TEST_REDIS_URL=celery_app.conf.broker_url,
+        TEST_MEDIA_ROOT=str(settings.MEDIA_ROOT),
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -89,7 +89,7 @@ class Client(threading.Thread):
 
 
 def test_fifty_clients_for_a_minute_with_a_worker_killed_every_accepted_job_ends_once(
-    private_redis, worker_process, smtp_server, api, tmp_path, capsys
+    private_redis, worker_process, smtp_server, api, tmp_path, record_property
 ):
     # given the web server, two workers and a sweeper running as beat would
     web = start_web(free_port(), private_redis.url, tmp_path / "web.log")
@@ -144,11 +144,11 @@ def test_fifty_clients_for_a_minute_with_a_worker_killed_every_accepted_job_ends
     files = {report.pk: len(stored_files_of(report)) for report in Report.objects.all()}
     duplicated = sum(n - 1 for n in sent_to.values() if n > 1) + sum(n - 1 for n in files.values() if n > 1)
     answers = sum((client.answers for client in clients), Counter())
-    with capsys.disabled():  # the run's figures belong in the CI log
-        print(  # noqa: T201
-            f"\nload: {CLIENTS} clients, {SECONDS:.0f}s, answers {dict(answers)}; accepted {len(accepted)}, "
-            f"finished {finished}, failed {failed}, lost {lost}, duplicated {duplicated}"
-        )
+    record_property(  # the run's figures belong in the CI log (tests/conftest.py prints them at the end)
+        "ci_log",
+        f"load: {CLIENTS} clients, {SECONDS:.0f}s, answers {dict(answers)}; accepted {len(accepted)}, "
+        f"finished {finished}, failed {failed}, lost {lost}, duplicated {duplicated}",
+    )
     assert len(accepted) == Job.objects.count() > CLIENTS
     assert set(answers) <= {202}, answers  # no 5xx, no dropped connection
     assert (lost, duplicated, failed) == (0, 0, 0), states
