@@ -48,3 +48,17 @@ def row_update(instance: Model, fields: list[str]) -> None:
     params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, meta.pk.get_db_prep_value(instance.pk, connection)])
+
+
+def insert_parts(instance: Model, *, connection, leave_out: tuple[str, ...] = ()) -> tuple[str, list[str], list]:
+    """The quoted table, quoted columns and prepared values that inserting the new instance writes (what ``save()``
+    would: defaults and ``pre_save`` applied), without the database-made primary key and the fields left out."""
+    meta = instance._meta
+    quote = connection.ops.quote_name
+    fields = [
+        f
+        for f in meta.local_concrete_fields
+        if not (f.primary_key and f.db_returning) and f.name not in leave_out and f.attname not in leave_out
+    ]
+    values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    return quote(meta.db_table), [quote(f.column) for f in fields], values

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs.ratelimit import rate_limit_take
 from jobs.redis_client import redis_client
-from jobs.services import job_enqueue, job_enqueue_again, job_new_id
+from jobs.services import job_enqueue_again, job_enqueue_with, job_new_id
 from jobs.sql import row_lock, row_update
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
@@ -49,7 +49,6 @@ class EmailDeliveryFailed(Exception):
     """The message will not be delivered; the row says why."""
 
 
-@transaction.atomic
 def email_request(
     *,
     tenant_id: int,
@@ -59,25 +58,19 @@ def email_request(
     body: str,
     dedupe_key: str | None = None,
 ) -> OutboundEmail:
-    """Record an email and its Job in one transaction; the send happens in a worker after commit."""
-    task_id = job_new_id()
-    email = OutboundEmail.objects.create(
+    """Record an email and its Job together (jobs.services.job_enqueue_with); the send happens in a worker after
+    commit."""
+    email = OutboundEmail(
         tenant_id=tenant_id,
         requested_by_id=user_id,
-        job_id=task_id,  # the Job row follows in this transaction; the foreign key is checked at commit
+        job_id=job_new_id(),
         to_email=to_email,
         subject=subject,
         body=body,
         dedupe_key=dedupe_key,
     )
-    job_enqueue(
-        task_name=SEND_EMAIL_TASK,
-        kind="send_email",
-        tenant_id=tenant_id,
-        user_id=user_id,
-        kwargs={"email_id": email.pk},
-        task_id=task_id,
-    )
+    job_enqueue_with(email, pk_kwarg="email_id", task_name=SEND_EMAIL_TASK, kind="send_email", tenant_id=tenant_id,
+                     user_id=user_id)  # fmt: skip
     return email
 
 

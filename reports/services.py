@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import job_enqueue, job_enqueue_again, job_new_id
+from jobs.services import job_enqueue_again, job_enqueue_with, job_new_id
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -38,28 +38,21 @@ class ReportFailed(Exception):
     """The report will not be produced; its row says why."""
 
 
-@transaction.atomic
 def report_request(*, tenant_id: int, user_id: int | None, report_type: str) -> Report:
-    """Record a report and its Job in one transaction; a worker generates it after commit."""
+    """Record a report and its Job together (jobs.services.job_enqueue_with); a worker generates it after commit."""
     if report_type not in Report.Type.values:
         raise ValueError(f"Unknown report type {report_type!r}")
-    task_id = job_new_id()
-    report = Report.objects.create(
-        tenant_id=tenant_id,
-        requested_by_id=user_id,
-        report_type=report_type,
-        job_id=task_id,  # the Job row follows in this transaction; the foreign key is checked at commit
-    )
+    report = Report(tenant_id=tenant_id, requested_by_id=user_id, report_type=report_type, job_id=job_new_id())
     is_export = report_type == Report.Type.USERS_CSV
-    job_enqueue(
+    job_enqueue_with(
+        report,
+        pk_kwarg="report_id",
         task_name=BATCH_PROCESS_USERS_TASK if is_export else GENERATE_REPORT_TASK,
         kind="batch_process_users" if is_export else f"report_{report_type}",
         tenant_id=tenant_id,
         user_id=user_id,
-        kwargs={"report_id": report.pk},
-        task_id=task_id,
     )
-    logger.info("Report %s (%s, tenant %s) requested as job %s", report.pk, report_type, tenant_id, task_id)
+    logger.info("Report %s (%s, tenant %s) requested as job %s", report.pk, report_type, tenant_id, report.job_id)
     return report
 
 

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django_celery_results.models import TaskResult
 
 from config.celery import app as celery_app
@@ -115,3 +115,33 @@ def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):
 
     assert (bad.status_code, good.status_code) == (400, 202)
     assert Job.objects.count() == 1
+
+
+def test_an_email_and_its_job_are_written_together_and_published_after_commit(tenant_user, monkeypatch):
+    published = []
+    monkeypatch.setattr("jobs.services.current_app.send_task", lambda name, **kw: published.append((name, kw)))
+
+    with transaction.atomic():
+        email = email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)
+        assert published == []  # not before the commit
+
+    job = Job.objects.get()
+    assert (job.task_id, job.kwargs, job.tenant_id, job.user_id) == (email.job_id, {"email_id": email.pk},
+                                                                   tenant_user.tenant_id, tenant_user.id)  # fmt: skip
+    assert (job.kind, job.task_name, job.run_count, job.canceled_at) == ("send_email", "notifications.send_email", 0,
+                                                                         None)  # fmt: skip
+    assert job.accepted_at is not None and job.published_at is not None and job.publish_count == 1
+    assert OutboundEmail.objects.get(pk=email.pk).job_id == job.task_id
+    assert published == [("notifications.send_email", {"kwargs": {"email_id": email.pk}, "task_id": job.task_id})]
+
+
+def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user):
+    email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, dedupe_key="once", **EMAIL)
+
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, dedupe_key="once", **EMAIL)
+        second = email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)  # still usable
+
+    assert OutboundEmail.objects.count() == Job.objects.count() == 2
+    assert Job.objects.filter(task_id=second.job_id).exists()

@@ -6,12 +6,15 @@ COMMIT instead, which Django does not count). Raise a budget only with a reason 
 """
 
 import pytest
+from django.db import connection
 
 from config.celery import app as celery_app
 from jobs.models import Job
 from notifications.models import OutboundEmail
 
-ENQUEUE_BUDGET = 6  # token+user, savepoint, email insert, job insert, release, published_at update
+# token+user, savepoint, email and job inserted together (jobs.services.job_enqueue_with), release, published_at
+# update; SQLite cannot insert into two tables in one statement: one more there.
+ENQUEUE_BUDGET = 5 if connection.vendor == "postgresql" else 6
 STATUS_BUDGET = 2  # token+user, job joined with its result
 
 EMAIL = {"to_email": "budget@example.com", "subject": "Budget", "body": "Counting queries."}
