@@ -1,7 +1,8 @@
 """Settings for `make bench`: the production settings, plus what a benchmark needs and nothing it would measure.
 
 - a dummy email backend (no SMTP server in the timing) and email/API rate limits far above any load we make;
-- the bare baselines (``bench.bare``) mounted next to the real URLs, and the bare no-op task registered;
+- the bare baselines (``bench.bare``) mounted next to the real URLs, the bare no-op task and our tracked no-op job
+  (``bench.tracked``) registered;
 - ``BENCH_RESULT_BACKEND`` switches the result backend, for the bare Celery worker (Redis results);
 - logging at WARNING by default: both sides skip the same per-request/per-task log lines.
 """
@@ -19,7 +20,7 @@ EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
 EMAIL_RATE_LIMIT = "10000000/s"
 EMAIL_TENANT_RATE_LIMIT = "10000000/s"
 API_TENANT_RATE = "1000000000/min"
-CELERY_IMPORTS = ["bench.bare"]
+CELERY_IMPORTS = ["bench.bare", "bench.tracked"]
 if os.environ.get("BENCH_RESULT_BACKEND"):
     CELERY_RESULT_BACKEND = os.environ["BENCH_RESULT_BACKEND"]
     CELERY_RESULT_EXPIRES = 3600
