@@ -1,15 +1,23 @@
 """Settings for the test suite: the real stack, kept apart from a running development system."""
 
 import os
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
-# Queues, results and throttle counters of the tests live in their own Redis database, so a `make run` next door
-# neither steals test tasks nor receives them. Under `pytest -n` each xdist worker ("gw0", "gw1", …) has its own
-# Redis database (15, 14, …), test database (pytest-django adds the suffix) and media folder.
+# Queues, results and throttle counters of the tests live in their own Redis database (TEST_REDIS_URL, default 15), so
+# a `make run` next door neither steals test tasks nor receives them. Under `pytest -n` each xdist worker ("gw0", "gw1",
+# …) takes the next database down (15, 14, 12, …: 13 is the bench's), and has its own test database (pytest-django adds
+# the suffix) and media folder. Processes started by a test get the worker's TEST_REDIS_URL and no PYTEST_ variables.
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _XDIST_NUMBER = int(_XDIST_WORKER[2:]) if _XDIST_WORKER.startswith("gw") else 0
-os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _XDIST_NUMBER}")
+_TEST_REDIS = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+_TEST_REDIS_DBS = [n for n in range(int(_TEST_REDIS.path.strip("/") or 0), -1, -1) if n != 13]
+if _XDIST_NUMBER >= len(_TEST_REDIS_DBS):
+    raise ImproperlyConfigured(f"Too many test workers for the Redis databases below {_TEST_REDIS.geturl()}")
+os.environ["REDIS_URL"] = _TEST_REDIS._replace(path=f"/{_TEST_REDIS_DBS[_XDIST_NUMBER]}").geturl()
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("EMAIL_URL", None)
 

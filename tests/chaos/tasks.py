@@ -6,6 +6,7 @@ import time
 
 import redis
 from celery import current_app, shared_task
+from celery.signals import before_task_publish
 
 from jobs.tasks import JobTask
 
@@ -17,9 +18,16 @@ def crash_every_time(self) -> None:
 
 
 @shared_task(name="tests.record_tick", ignore_result=True)
-def record_tick(key: str) -> None:
-    """Append the time it ran to a Redis list, so a test can see how often a schedule fired."""
-    redis.Redis.from_url(current_app.conf.broker_url).rpush(key, time.time())
+def record_tick(key: str, sent_at: float | None = None) -> None:
+    """Append when the tick was sent to a Redis list, so a test can see how often a schedule fired (a send time: a
+    worker starved of CPU runs two ticks back to back, but beat sent them two intervals apart)."""
+    redis.Redis.from_url(current_app.conf.broker_url).rpush(key, sent_at or time.time())
+
+
+@before_task_publish.connect
+def _stamp_tick_with_its_send_time(sender=None, body=None, **kwargs) -> None:
+    if sender == "tests.record_tick":
+        body[1]["sent_at"] = time.time()  # (args, kwargs, embed), serialized after this signal
 
 
 @shared_task(name="tests.database_session")

@@ -135,7 +135,8 @@ def test_an_email_and_its_job_are_written_together_and_published_after_commit(te
     assert published == [("notifications.send_email", {"kwargs": {"email_id": email.pk}, "task_id": job.task_id})]
 
 
-def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user):
+def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user, monkeypatch):
+    monkeypatch.setattr("jobs.services.job_publish", lambda job: False)  # rows only: nothing reaches the broker
     email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, dedupe_key="once", **EMAIL)
 
     with transaction.atomic():
