@@ -413,8 +413,9 @@ def figure_throughput(*, tenant_id: int, user_id: int) -> dict:
     out = {label: {"tasks_per_s": median_of(r, "tasks_per_s"), "rounds": r} for label, r in rounds.items()}
     out["jobs_per_round"] = THROUGHPUT_JOBS
     out["ratio"] = out["ours"]["tasks_per_s"] / out["bare"]["tasks_per_s"]
-    out["email_ratio"] = out["ours_email"]["tasks_per_s"] / out["bare"]["tasks_per_s"]
-    return out | {"target": 0.6, "passed": out["ratio"] >= 0.6}
+    out["email_ratio"] = out["ours_email"]["tasks_per_s"] / out["bare"]["tasks_per_s"]  # one round: indicative
+    out["failed"] = sum(r["failed"] for side in rounds.values() for r in side)  # a failed task is not throughput
+    return out | {"target": 0.6, "passed": out["ratio"] >= 0.6 and out["failed"] == 0}
 
 
 def latency_side(enqueue) -> dict:
