@@ -32,6 +32,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(predicate, timeout: float, what: str, log=lambda: ""):
+    """Poll until ``predicate()`` is truthy and return its value; fail with ``what`` (and ``log()``) after ``timeout``.
+    Waiting for what a step needs rather than a fixed sleep: a busy machine starts processes slowly."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout}s\n{log()}")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the figures tests recorded for the CI log (``record_property("ci_log", line)``), also under xdist, where
     a test's own output never reaches the terminal."""

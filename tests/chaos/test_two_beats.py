@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from tests.conftest import PROJECT_DIR, subprocess_env
+from tests.conftest import PROJECT_DIR, subprocess_env, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
 
@@ -27,14 +27,6 @@ def ticks(client, key: str) -> list[float]:
     return sorted(float(t) for t in client.lrange(key, 0, -1))
 
 
-def wait_until(predicate, *, timeout: float, what: str) -> None:
-    # Waiting for what a step needs (not a fixed sleep): a busy machine starts processes slowly.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_two_beats_send_each_tick_once_and_the_survivor_takes_over(private_redis, worker_process, tmp_path):
     # given a schedule firing every 2 seconds, a worker, and two beat processes
     key = f"ticks-{uuid.uuid4().hex}"
@@ -45,15 +37,15 @@ def test_two_beats_send_each_tick_once_and_the_survivor_takes_over(private_redis
     beats = {f"beat{i}": start_beat(tmp_path, f"beat{i}", private_redis.url) for i in range(2)}
     try:
         wait_until(lambda: all("beat: Starting" in (tmp_path / f"{name}.log").read_text() for name in beats),
-                   timeout=60, what="both beats to start")  # fmt: skip
+                   timeout=60, what="both beats did not start")  # fmt: skip
         since = time.time()
-        wait_until(lambda: len([t for t in ticks(client, key) if t > since]) >= 4, timeout=60, what="ticks")
+        wait_until(lambda: len([t for t in ticks(client, key) if t > since]) >= 4, timeout=60, what="no four ticks")
         both_running = ticks(client, key)
 
         # when the beat holding the lock dies
         [leader] = [name for name in beats if "now sends the schedule" in (tmp_path / f"{name}.log").read_text()]
         beats.pop(leader).kill()
-        wait_until(lambda: len(ticks(client, key)) >= len(both_running) + 3, timeout=60, what="the takeover")
+        wait_until(lambda: len(ticks(client, key)) >= len(both_running) + 3, timeout=60, what="no takeover")
         time.sleep(4)  # two more intervals: a tick sent twice would show in the gaps
         after = ticks(client, key)
     finally:

@@ -12,23 +12,13 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
 from notifications.models import OutboundEmail
-from tests.conftest import PROJECT_DIR, subprocess_env
+from tests.conftest import PROJECT_DIR, subprocess_env, wait_until
 from tests.factories import TenantFactory, UserFactory
 from tests.schedules.conftest import form_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RENEWALS_TASK = "notifications.check_subscription_renewals"
-
-
-def wait_until(predicate, timeout: float, what: str, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout}s\n{log()}")
 
 
 def test_an_admin_edit_to_a_schedule_reaches_a_running_beat(worker_process, superuser, tmp_path):
