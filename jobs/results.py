@@ -4,9 +4,9 @@ The stock backend stores a state as SELECT, then INSERT or UPDATE inside a trans
 every task writes STARTED then its outcome. An upsert (``INSERT … ON CONFLICT (task_id) DO UPDATE``, in PostgreSQL and
 SQLite alike) does the same in one. Rows, columns and values are exactly those of the stock backend.
 
-A job's STARTED write also counts the start on its Job row (``run_count``, what stops a poison pill) and reads whether
-the job was canceled: on PostgreSQL in the same statement, elsewhere right after it. The answer is left on the task's
-request as ``job_run`` for ``JobTask``.
+On PostgreSQL a job's STARTED write also counts the start on its Job row (``run_count``, what stops a poison pill) and
+reads whether the job was canceled, in the same statement; the answer is left on the task's request as ``job_run``
+for ``JobTask``. Elsewhere (SQLite cannot write two tables in one statement) ``JobTask`` counts it itself.
 """
 
 from celery import states
@@ -16,7 +16,6 @@ from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
 from jobs.models import Job
-from jobs.services import job_run_start
 
 # Written on every state; date_created only when the row is new, date_started only with STARTED.
 STATE_FIELDS = [
@@ -84,8 +83,7 @@ class UpsertDatabaseBackend(DatabaseBackend):
         fields = TaskResult._meta
         names = [*COLUMNS, "date_started"] if started else COLUMNS
         params = [fields.get_field(n).get_db_prep_save(v, connection) for n, v in zip(names, params, strict=True)]
-        counts_start = started and self._runs_a_job(request)
-        if counts_start and connection.vendor == "postgresql":
+        if started and connection.vendor == "postgresql" and self._runs_a_job(request):
             with connection.cursor() as cursor:
                 cursor.execute(self._sql(connection, "count"), [task_id, *params])
                 run_count, canceled_at = cursor.fetchone()
@@ -93,8 +91,6 @@ class UpsertDatabaseBackend(DatabaseBackend):
         else:
             with connection.cursor() as cursor:
                 cursor.execute(self._sql(connection, "started" if started else "state"), params)
-            if counts_start:
-                request.job_run = job_run_start(task_id=task_id)
         return encoded
 
     def _runs_a_job(self, request) -> bool:

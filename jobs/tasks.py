@@ -23,8 +23,8 @@ class WorkerCrashLoop(Exception):
 class JobTask(Task):
     """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
 
-    # Our result backend counts the start with the STARTED write and leaves (starts, canceled?) on the request as
-    # ``job_run`` (jobs.results); without it (track_started off, another backend) the task counts it itself.
+    # On PostgreSQL our result backend counts the start with the STARTED write and leaves (starts, canceled?) on the
+    # request as ``job_run`` (jobs.results); otherwise (SQLite, track_started off, another backend) the task counts it.
     counts_job_runs = True
 
     def __call__(self, *args, **kwargs):
