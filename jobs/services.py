@@ -66,22 +66,22 @@ def job_enqueue(
 def job_enqueue_with(
     row: Model, *, pk_kwarg: str, task_name: str, kind: str, tenant_id: int, user_id: int | None = None
 ) -> Job:
-    """Insert a new domain row (an email, a report) and the Job that works on it, whose task gets the row's primary key
-    as ``pk_kwarg``; publish once that commits. The row must already point at the Job: ``job_id=job_new_id()``.
+    """Insert a new domain row (an email, a report: a model with a ``job`` foreign key to ``Job.task_id``) and the Job
+    that works on it, whose task gets the row's primary key as ``pk_kwarg``; publish once that commits.
 
     On PostgreSQL both rows go in one statement (one round trip instead of BEGIN, two INSERTs and COMMIT: this is the
     enqueue hot path); elsewhere in one transaction. Inside the caller's transaction either way, under a savepoint, so a
     failed insert (say a unique key) leaves the caller's transaction usable.
     """
-    job = Job(task_id=row.job_id, tenant_id=tenant_id, user_id=user_id, kind=kind, task_name=task_name)
+    row.job_id = job_new_id()
     if connection.vendor != "postgresql":
         with transaction.atomic():
             row.save(force_insert=True)
-            job.kwargs = {pk_kwarg: row.pk}
-            job.save(force_insert=True)
-    else:
-        with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            _insert_with_job(row, job, pk_kwarg=pk_kwarg)
+            return job_enqueue(task_name=task_name, kind=kind, tenant_id=tenant_id, user_id=user_id,
+                               kwargs={pk_kwarg: row.pk}, task_id=row.job_id)  # fmt: skip
+    job = Job(task_id=row.job_id, tenant_id=tenant_id, user_id=user_id, kind=kind, task_name=task_name)
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        _insert_with_job(row, job, pk_kwarg=pk_kwarg)
     transaction.on_commit(lambda: job_publish(job=job))
     return job
 

@@ -1,6 +1,7 @@
-"""Lock and update one row with written-out SQL, for the per-task hot paths where the ORM's query building costs more
-than the queries: ``select_for_update().get()`` and ``save(update_fields=…)`` spend about 1 ms of CPU on an email's
-delivery, against 0.4 ms for these two (bench/). Values go through the fields' own conversions both ways, so the
+"""Lock, update and insert rows with written-out SQL, for the per-job hot paths where the ORM's query building costs
+more than the queries: ``select_for_update().get()`` and ``save(update_fields=…)`` spend about 1 ms of CPU on an
+email's delivery, against 0.4 ms for these two (bench/); ``insert_parts`` lets an enqueue write two rows in one
+statement (jobs.services.job_enqueue_with). Values go through the fields' own conversions both ways, so the
 instance and the row are exactly what the ORM would give and write.
 """
 

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs.ratelimit import rate_limit_take
 from jobs.redis_client import redis_client
-from jobs.services import job_enqueue_again, job_enqueue_with, job_new_id
+from jobs.services import job_enqueue_again, job_enqueue_with
 from jobs.sql import row_lock, row_update
 from notifications.conf import digest_batch_size, digest_display_timezone
 from notifications.models import OutboundEmail
@@ -63,7 +63,6 @@ def email_request(
     email = OutboundEmail(
         tenant_id=tenant_id,
         requested_by_id=user_id,
-        job_id=job_new_id(),
         to_email=to_email,
         subject=subject,
         body=body,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import job_enqueue_again, job_enqueue_with, job_new_id
+from jobs.services import job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -42,7 +42,7 @@ def report_request(*, tenant_id: int, user_id: int | None, report_type: str) -> 
     """Record a report and its Job together (jobs.services.job_enqueue_with); a worker generates it after commit."""
     if report_type not in Report.Type.values:
         raise ValueError(f"Unknown report type {report_type!r}")
-    report = Report(tenant_id=tenant_id, requested_by_id=user_id, report_type=report_type, job_id=job_new_id())
+    report = Report(tenant_id=tenant_id, requested_by_id=user_id, report_type=report_type)
     is_export = report_type == Report.Type.USERS_CSV
     job_enqueue_with(
         report,
