@@ -75,7 +75,7 @@ def test_a_pool_process_killed_mid_send_is_replaced_and_the_message_arrives_once
         "QUIT": ("quit_delay", smtp_server.quitting),
     }[stalled_at]
     setattr(smtp_server, delay, 3)
-    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
+    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start(relay_done=True)
     [task_id] = send(api, 1)
     assert stalling.wait(timeout=20)
     assert len(smtp_server.messages) == (0 if stalled_at == "RCPT" else 1)
@@ -89,7 +89,7 @@ def test_a_pool_process_killed_mid_send_is_replaced_and_the_message_arrives_once
     assert wait_for_status(api, task_id, timeout=30)["status"] == "SUCCESS", worker.log()[-3000:]
     assert len(smtp_server.wait_for(2, timeout=2)) == 1
     assert OutboundEmail.objects.get().status == "sent"
-    assert Job.objects.get().run_count == 2
+    assert Job.objects.get().run_count == 2, worker.log()[-3000:]
 
 
 @pytest.mark.parametrize("victim", ["main process", "pool process"])
@@ -99,7 +99,7 @@ def test_worker_killed_mid_report_the_report_completes_once_with_one_file(privat
 
     # given a report big enough to be caught half done
     add_users(api.user.tenant, 1500)
-    worker = worker_process(TEST_REDIS_URL=private_redis.url).start()
+    worker = worker_process(TEST_REDIS_URL=private_redis.url).start(relay_done=True)
     accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
     wait_for_status(api, accepted["task_id"], {"PROGRESS"}, timeout=60)
 
@@ -119,6 +119,6 @@ def test_worker_killed_mid_report_the_report_completes_once_with_one_file(privat
     report = Report.objects.get()
     assert report.status == "completed" and report.page_count > 1
     assert stored_files_of(report) == [report.file.name.rsplit("/", 1)[1]]
-    assert Job.objects.get(task_id=accepted["task_id"]).run_count == 2
+    assert Job.objects.get(task_id=accepted["task_id"]).run_count == 2, worker.log()[-3000:]
     download = api.get(f"/api/reports/{report.pk}/download/")
     assert download.status_code == 200 and b"".join(download.streaming_content).startswith(b"%PDF")
