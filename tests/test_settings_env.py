@@ -42,7 +42,7 @@ def test_configured_values_are_taken():
         EMAIL_URL="smtp+tls://user:pw@mail:587", ALLOWED_HOSTS="a.example.com, b.example.com",
     )  # fmt: skip
 
-    assert values["db"] == "django.db.backends.postgresql"
+    assert values["db"] == "config.postgresql"  # Django's backend with a cheaper health check
     assert (values["redis"], values["broker"]) == ("redis://cache:6379/2", "amqp://mq//")
     assert values["email"] == "django.core.mail.backends.smtp.EmailBackend" and values["email_tls"] is True
     assert values["hosts"] == ["a.example.com", "b.example.com"]
