@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import wait_for_status
+from tests.conftest import wait_for_status, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,8 +34,17 @@ def test_a_worker_keeps_its_database_connection_and_replaces_one_that_died(worke
     second = database_session.delay().get(timeout=30)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [first])
+    wait_until(lambda: not session_alive(first), timeout=10, what="the killed session to end")
     third = database_session.delay().get(timeout=30)
 
     # then the first two shared one connection, and the third succeeded on a new one
     assert second == first
     assert third != first
+
+
+def session_alive(pid: int) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() is not None
