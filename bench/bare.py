@@ -12,6 +12,7 @@ import uuid
 from celery import shared_task
 from celery.signals import task_postrun, task_prerun
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import NotFound
@@ -50,8 +51,9 @@ class BareStatusView(APIView):
 
 
 class StockEnqueueView(APIView):
-    """POST: stock token authentication, one Job row saved with the ORM, then ``.apply_async()`` of the no-op under
-    its id — the floor of a durable, authenticated enqueue. No validation, throttle, domain row or outbox relay."""
+    """POST: stock token authentication, one Job row saved with the ORM, ``.apply_async()`` of the no-op under its id,
+    then the row marked published (left unmarked, the relay would publish it again) — the floor of a durable,
+    authenticated enqueue. No validation, throttle or domain row."""
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
@@ -63,6 +65,7 @@ class StockEnqueueView(APIView):
         job = Job.objects.create(task_id=str(uuid.uuid4()), tenant_id=request.user.tenant_id, kind="bench_stock",
                                  task_name=noop.name)  # fmt: skip
         noop.apply_async(task_id=job.task_id)
+        Job.objects.filter(pk=job.pk).update(published_at=timezone.now(), publish_count=1)
         return Response({"task_id": job.task_id}, status=status.HTTP_202_ACCEPTED)
 
 
