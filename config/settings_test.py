@@ -28,7 +28,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # tests that de
 if os.environ.get("TEST_EMAIL_URL"):  # a worker process started by a test, pointed at that test's SMTP server
     vars().update(env.email_url("TEST_EMAIL_URL"))  # noqa: F405
 EMAIL_RETRY_BASE_DELAY = 1.0
-JOBS_RELAY_GRACE_SECONDS = 0
 _MEDIA_FOLDER = f"test-media-{_XDIST_WORKER}" if _XDIST_WORKER else "test-media"
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or BASE_DIR / "var" / _MEDIA_FOLDER  # noqa: F405
 API_TENANT_RATE = "100000/min"

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
 
 
 def test_a_poison_pill_is_failed_after_a_bounded_number_of_deliveries(worker_process, api, settings):
-    worker = worker_process().start(relay_done=True)
+    worker = worker_process().start()
     with transaction.atomic():
         job = job_enqueue(task_name="tests.crash_every_time", kind="test_crash", tenant_id=api.user.tenant_id)
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
 def test_redis_restarted_empty_unfinished_jobs_run_once_and_finished_ones_never_again(
     private_redis, worker_process, smtp_server, api
 ):
-    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start(relay_done=True)
+    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
     finished = send(api, 2)
     for task_id in finished:
         assert wait_for_status(api, task_id)["status"] == "SUCCESS"

@@ -75,7 +75,7 @@ def test_a_pool_process_killed_mid_send_is_replaced_and_the_message_arrives_once
         "QUIT": ("quit_delay", smtp_server.quitting),
     }[stalled_at]
     setattr(smtp_server, delay, 3)
-    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start(relay_done=True)
+    worker = worker_process(TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url).start()
     [task_id] = send(api, 1)
     assert stalling.wait(timeout=20)
     assert len(smtp_server.messages) == (0 if stalled_at == "RCPT" else 1)
@@ -100,7 +100,7 @@ def test_worker_killed_mid_report_the_report_completes_once_with_one_file(privat
 
     # given a report big enough to be caught half done
     add_users(api.user.tenant, 1500)
-    worker = worker_process(TEST_REDIS_URL=private_redis.url).start(relay_done=True)
+    worker = worker_process(TEST_REDIS_URL=private_redis.url).start()
     accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
     wait_for_status(api, accepted["task_id"], {"PROGRESS"}, timeout=60)
 

@@ -34,7 +34,7 @@ def test_a_worker_keeps_its_database_connection_and_replaces_one_that_died(worke
     second = database_session.delay().get(timeout=30)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [first])
-    wait_until(lambda: not session_alive(first), timeout=10, what="the killed session to end")
+    wait_until(lambda: not session_alive(first), timeout=10, what="the killed session did not end")
     third = database_session.delay().get(timeout=30)
 
     # then the first two shared one connection, and the third succeeded on a new one
