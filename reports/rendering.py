@@ -19,7 +19,7 @@ from django.core.validators import validate_email
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from reports import charts, selectors
+from reports import charts, paging, pdf, selectors
 from reports.conf import setting
 from reports.models import Report
 
@@ -42,34 +42,56 @@ class RenderedFile:
     summary: dict = field(default_factory=dict)
 
 
-_font_config = None
-
-
-def _weasyprint_font_config():
-    """One FontConfiguration per process: fontconfig's scan of the system fonts is paid once, not per report."""
-    global _font_config
-    if _font_config is None:
-        from weasyprint.text.fonts import FontConfiguration
-
-        _font_config = FontConfiguration()
-    return _font_config
-
-
 def pdf_render(*, template: str, context: dict, progress: Callable[[str], None]) -> tuple[bytes, int, float]:
-    """Lay out the template and write the PDF; return its bytes, its page count and the seconds it took."""
+    """Lay out the template and write the PDF in this process; return its bytes, its page count and the seconds it
+    took."""
     from weasyprint import HTML  # heavy import, needed only in workers
 
     html = render_to_string(template, context)
     started = time.monotonic()
     progress("laying out pages")
     with _fewer_gc_passes():
-        document = HTML(string=html, base_url=None).render(font_config=_weasyprint_font_config())
+        document = HTML(string=html, base_url=None).render(font_config=pdf.font_config())
         pages = len(document.pages)
         progress(f"writing PDF ({pages} pages)")
-        # Fonts are subset to the glyphs used (the default, and the fastest write: full fonts and uncompressed PDFs
-        # were measured slower); no images, so no image options to tune.
         content = document.write_pdf()
     return content, pages, time.monotonic() - started
+
+
+def pdf_render_pages(
+    *, template: str, context: dict, pages: list[list], progress: Callable[[str], None]
+) -> tuple[bytes, int, float, int]:
+    """Render a document whose pages were planned (``context["pages"]``: what goes on each), split into runs of pages
+    laid out at once in several processes (``reports.pdf``); return its bytes, page count, seconds and how many
+    processes it took.
+
+    A short document, or ``REPORTS_RENDER_PROCESSES=1``, is rendered whole here. So is one whose parts did not come
+    out with the pages planned (the plan misjudged a row) or whose render process failed: the whole document is
+    always right, only slower.
+    """
+    plan = paging.parts(
+        len(pages), processes=setting("REPORTS_RENDER_PROCESSES"), min_pages=setting("REPORTS_PAGES_PER_PROCESS")
+    )
+    if len(plan) > 1:
+        htmls = [render_to_string(template, context | {"pages": pages[p.start : p.end], "part": p}) for p in plan]
+        started = time.monotonic()
+        progress(f"laying out {len(pages)} pages in {len(plan)} processes")
+        try:
+            with _fewer_gc_passes():
+                results = pdf.render_parts(htmls)
+        except pdf.PartFailed as exc:
+            logger.warning("Rendering %s in parts failed (%s); rendering it whole", template, exc)
+        else:
+            counts = [count for _, count in results]
+            if counts == [p.end - p.start for p in plan]:
+                progress(f"joining {len(plan)} parts ({len(pages)} pages)")
+                content = pdf.join([content for content, _ in results])
+                return content, len(pages), time.monotonic() - started, len(plan)
+            logger.warning(
+                "Parts of %s came out with %s pages where %s were planned; rendering it whole",
+                template, counts, [p.end - p.start for p in plan],
+            )  # fmt: skip
+    return *pdf_render(template=template, context=context | {"pages": pages}, progress=progress), 1
 
 
 _gc_lock = threading.Lock()
@@ -119,19 +141,32 @@ def users_pdf(*, report: Report, progress: Progress) -> RenderedFile:
     total_users = len(users)  # users added meanwhile are in, and counted
     total = total_users + 2
     progress(total_users, total, "gathering users")
+    for number, user in enumerate(users, start=1):
+        user["n"] = number
     context = _base_context(report) | {
-        "users": users,
         "total_users": total_users,
         "active_users": sum(1 for u in users if u["is_active"]),
         "staff_users": sum(1 for u in users if u["is_staff"]),
         "never_logged_in": sum(1 for u in users if u["last_login"] is None),
     }
+    pages = paging.user_pages(users, tenant_name=report.tenant.name, meta=_masthead_meta(context)) or [users]
     stage = iter(range(total_users, total + 1))
     next(stage)
-    content, pages, seconds = pdf_render(
-        template="reports/pdf/users.html", context=context, progress=lambda s: progress(next(stage), total, s)
+    content, page_count, seconds, processes = pdf_render_pages(
+        template="reports/pdf/users.html",
+        context=context,
+        pages=pages,
+        progress=lambda s: progress(next(stage, total), total, s),
     )
-    return RenderedFile(content, "pdf", PDF, pages, seconds, {"users": total_users, "progress_total": total})
+    summary = {"users": total_users, "progress_total": total, "render_processes": processes}
+    return RenderedFile(content, "pdf", PDF, page_count, seconds, summary)
+
+
+def _masthead_meta(context: dict) -> str:
+    """The masthead's line under the title (templates/reports/pdf/_base.html), for planning the first page."""
+    requested_by = context["requested_by"]
+    by = f" · requested by {requested_by.email}" if requested_by else ""
+    return f"Generated {context['generated_at']:%d %B %Y, %H:%M} UTC{by} · report #{context['report'].pk}"
 
 
 def activity_pdf(*, report: Report, progress: Progress) -> RenderedFile:
