@@ -504,6 +504,8 @@ def report_html(tenant_id: int) -> Path:
     """The exact HTML our users report hands WeasyPrint, caught on the way, for the bare side."""
     from unittest import mock
 
+    from django.test import override_settings
+
     from reports import rendering
     from reports.models import Report
 
@@ -515,7 +517,8 @@ def report_html(tenant_id: int) -> Path:
         raise _Caught
 
     report = Report(tenant_id=tenant_id, report_type=Report.Type.USERS, pk=0)
-    with mock.patch.object(rendering, "render_to_string", catch), contextlib.suppress(_Caught):
+    whole = override_settings(REPORTS_RENDER_PROCESSES=1)  # the whole document, as one HTML
+    with whole, mock.patch.object(rendering, "render_to_string", catch), contextlib.suppress(_Caught):
         rendering.users_pdf(report=report, progress=lambda *args: None)
     path = RESULTS_DIR / "report-users-1000.html"
     path.write_text(caught["html"])
