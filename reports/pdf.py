@@ -10,6 +10,7 @@ planned to have; the caller falls back to one process when one does not.
 import gc
 import io
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -102,6 +103,9 @@ def warm_up() -> None:
     forkserver.ensure_running()
 
 
+_config_lock = threading.Lock()
+
+
 @contextmanager
 def _may_have_children() -> Iterator[None]:
     """Let a Celery prefork pool process start render processes, as any other process can.
@@ -111,16 +115,17 @@ def _may_have_children() -> Iterator[None]:
     Its key is billiard's, which multiprocessing may not pickle into a new process; it lends the same bytes as
     multiprocessing's own type. Both are put back afterwards.
     """
-    config = multiprocessing.current_process()._config  # noqa: SLF001 - no public setter for either, once started
-    saved = dict(config)
-    config.pop("daemon", None)
-    if "authkey" in config:
-        config["authkey"] = AuthenticationString(bytes(config["authkey"]))
-    try:
-        yield
-    finally:
-        config.clear()
-        config.update(saved)
+    with _config_lock:  # a threads pool may start two reports' processes at once
+        config = multiprocessing.current_process()._config  # noqa: SLF001 - no public setter for either, once started
+        saved = dict(config)
+        config.pop("daemon", None)
+        if "authkey" in config:
+            config["authkey"] = AuthenticationString(bytes(config["authkey"]))
+        try:
+            yield
+        finally:
+            config.clear()
+            config.update(saved)
 
 
 def _context():
