@@ -121,7 +121,11 @@ def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
 def job_publish(*, job: Job) -> bool:
     """Hand the job to the broker under its own task id; True when the broker took it."""
     try:
-        current_app.send_task(job.task_name, kwargs=job.kwargs, task_id=job.task_id)
+        # No time limits in the message: the worker applies its own (REPORTS_SOFT_TIME_LIMIT in the worker's
+        # environment, say). Celery would otherwise copy those of the task as this process registered it.
+        current_app.send_task(
+            job.task_name, kwargs=job.kwargs, task_id=job.task_id, time_limit=None, soft_time_limit=None
+        )
     except BROKER_ERRORS:
         logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
         return False

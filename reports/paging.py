@@ -38,25 +38,33 @@ EMAIL_WIDTH = 0.34 * PAGE_WIDTH - CELL_PADDING  # the email and name columns wra
 NAME_WIDTH = 0.24 * PAGE_WIDTH - CELL_PADDING
 
 
-class Widths:
-    """Advance widths of one font, read from its file: what a run of text measures before kerning, which only ever
-    narrows it. A character the font lacks (shown from a fallback font) counts as a full em wide."""
+MISSING_EM = 1.3  # a character the font lacks comes from a fallback font: CJK 1 em, colour emoji about 1.25
+FALLBACK_LINE = 0.15 * BODY_SIZE  # a fallback font's taller ascent and descent heighten its line (CJK: about 1 px)
+FIT = 0.98  # a line is planned full a little early: kerning can also widen a run (DejaVu has pairs such as "AA")
 
-    def __init__(self, path: str) -> None:
+
+class Widths:
+    """Advance widths of one font, read from its file: how wide a run of text lays out, give or take kerning."""
+
+    def __init__(self, path: str, index: int = 0) -> None:
         from fontTools.ttLib import TTFont
 
-        font = TTFont(path, lazy=True)
+        font = TTFont(path, fontNumber=index, lazy=True)
         units = font["head"].unitsPerEm
         metrics = font["hmtx"].metrics
         self._em = {char: metrics[glyph][0] / units for char, glyph in font.getBestCmap().items()}
 
     def em(self, text: str) -> float:
-        return sum(self._em.get(ord(char), 1.0) for char in text)
+        return sum(self._em.get(ord(char), MISSING_EM) for char in text)
+
+    def covers(self, text: str) -> bool:
+        """Whether the font has every character: if not, some come from a fallback font, whose lines are taller."""
+        return all(ord(char) in self._em or char.isspace() for char in text)
 
     def lines(self, text: str, width: float, size: float) -> int:
         """Lines ``text`` takes in a box ``width`` px wide at ``size`` px, broken the way the browser breaks it: at
         spaces and after hyphens, and inside a piece too long for a line anywhere (``overflow-wrap: anywhere``)."""
-        width /= size
+        width = width * FIT / size
         space = self.em(" ")
         lines, used = 1, 0.0
         for word in text.split():
@@ -73,7 +81,7 @@ class Widths:
                     used = need
                     continue
                 for char in piece:  # longer than a whole line
-                    step = self._em.get(ord(char), 1.0)
+                    step = self._em.get(ord(char), MISSING_EM)
                     if used and used + step > width:
                         lines += 1
                         used = 0.0
@@ -86,12 +94,14 @@ HYPHENATED = re.compile(r"[^-]*-|[^-]+")
 
 @functools.cache
 def _widths(family: str) -> Widths | None:
+    """The metrics of the font fontconfig picks for ``family`` (WeasyPrint asks fontconfig too); None, logged once,
+    when they cannot be read: then reports are laid out whole, as before planning existed."""
     try:
-        path = subprocess.run(
-            ["fc-match", "--format=%{file}", family], capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-        return Widths(path)
-    except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
+        found = subprocess.run(
+            ["fc-match", "--format=%{file}\n%{index}", family], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.split("\n")
+        return Widths(found[0], int(found[1] or 0) if len(found) > 1 else 0)
+    except Exception as exc:  # noqa: BLE001 - no fc-match, a font collection fontTools cannot read, no cmap, ...
         logger.warning("No metrics for the font %r (%s); long reports are laid out in one process", family, exc)
         return None
 
@@ -102,18 +112,24 @@ def user_pages(users: Sequence[dict], *, tenant_name: str, meta: str) -> list[li
     regular, bold = _widths("DejaVu Sans"), _widths("DejaVu Sans:bold")
     if regular is None or bold is None:
         return None
-    first = MASTHEAD_AND_CARDS + TENANT_LINE * (bold.lines(tenant_name, PAGE_WIDTH, TENANT_SIZE) - 1)
-    first += BODY_LINE * (regular.lines(meta, PAGE_WIDTH, BODY_SIZE) - 1)
+    tenant_lines, meta_lines = (
+        bold.lines(tenant_name, PAGE_WIDTH, TENANT_SIZE),
+        regular.lines(meta, PAGE_WIDTH, BODY_SIZE),
+    )
+    first = MASTHEAD_AND_CARDS + TENANT_LINE * (tenant_lines - 1) + BODY_LINE * (meta_lines - 1)
+    if not bold.covers(tenant_name):
+        first += 0.15 * TENANT_SIZE * tenant_lines
+    if not regular.covers(meta):
+        first += FALLBACK_LINE * meta_lines
     room = PAGE_HEIGHT - SLACK
     pages: list[list[dict]] = []
     page: list[dict] = []
     used = first + HEADER_ROW
     for user in users:
-        lines = max(
-            regular.lines(user["email"], EMAIL_WIDTH, BODY_SIZE),
-            regular.lines(f"{user['first_name']} {user['last_name']}", NAME_WIDTH, BODY_SIZE),
-        )
-        height = ROW_EXTRA + BODY_LINE * lines
+        name = f"{user['first_name']} {user['last_name']}"
+        lines = max(regular.lines(user["email"], EMAIL_WIDTH, BODY_SIZE), regular.lines(name, NAME_WIDTH, BODY_SIZE))
+        line = BODY_LINE if regular.covers(user["email"]) and regular.covers(name) else BODY_LINE + FALLBACK_LINE
+        height = ROW_EXTRA + line * lines
         if page and used + height > room:
             pages.append(page)
             page, used = [], HEADER_ROW

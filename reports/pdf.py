@@ -7,14 +7,18 @@ only way a 1,000-user report gets faster than WeasyPrint itself (bench/). Each p
 planned to have; the caller falls back to one process when one does not.
 """
 
+import contextlib
 import gc
 import io
 import multiprocessing
+import multiprocessing.connection
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.process import AuthenticationString
+from pathlib import Path
 
 _font_config = None
 
@@ -43,24 +47,28 @@ class PartFailed(Exception):
     """A render process died or raised; the caller renders the whole document itself instead."""
 
 
-def render_parts(parts: list[str], *, render_here=render) -> list[tuple[bytes, int]]:
-    """Render each part's HTML, the first in this process and each other one in a process of its own, all at once;
-    return (PDF, page count) per part, in order.
+def render_parts(parts: list[str], *, started: Callable[[], None] | None = None) -> list[tuple[bytes, int]]:
+    """Render each part's HTML in a process of its own, all at once; return (PDF, page count) per part, in order.
 
-    ``render_here`` renders the first part (the caller wraps it, say to tune the collector). Whatever happens here,
-    every render process is gone when this returns or raises: a time limit that interrupts the wait kills them.
+    This process only waits (``started`` is called once every part is under way). So Celery's soft time limit, a
+    signal, always finds it in Python or in a wait it interrupts, and never inside the renderer, where a signal can be
+    lost in a C callback (services.report_generate). Whatever happens, every render process is gone when this returns
+    or raises: an interrupted wait kills them, and if this process is killed outright they exit too
+    (``_render_child``).
     """
     context = _context()
     children: list[tuple[multiprocessing.Process, Connection]] = []
     try:
-        with _may_have_children():
-            for html in parts[1:]:
-                receiver, sender = context.Pipe(duplex=False)
+        for html in parts:
+            receiver, sender = context.Pipe(duplex=False)
+            with _may_start_processes():  # the new process copies this one's settings when it is made
                 process = context.Process(target=_render_child, args=(sender, html), name="report-part", daemon=True)
+                children.append((process, receiver))  # before it starts: an interruption from here on still reaps it
                 process.start()
-                sender.close()
-                children.append((process, receiver))
-        results = [render_here(parts[0])]
+            sender.close()
+        if started is not None:
+            started()
+        results = []
         for process, receiver in children:
             try:
                 outcome = receiver.recv()
@@ -73,15 +81,18 @@ def render_parts(parts: list[str], *, render_here=render) -> list[tuple[bytes, i
         return results
     finally:
         for process, receiver in children:
-            if process.is_alive():
-                process.kill()
-            process.join()
+            if process.pid is not None:
+                if process.is_alive():
+                    process.kill()
+                process.join()
             receiver.close()
 
 
 def join(pdfs: list[bytes]) -> bytes:
-    """One PDF of the parts' pages, in order, with the first part's document information (title, producer)."""
+    """One PDF of the parts' pages, in order, with the first part's document information (title, producer) and
+    language."""
     from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject
 
     writer = PdfWriter()
     readers = [PdfReader(io.BytesIO(pdf)) for pdf in pdfs]
@@ -89,54 +100,90 @@ def join(pdfs: list[bytes]) -> bytes:
         writer.append(reader)
     if readers[0].metadata:
         writer.add_metadata(readers[0].metadata)
+    if "/Lang" in readers[0].trailer["/Root"]:
+        writer._root_object[NameObject("/Lang")] = readers[0].trailer["/Root"]["/Lang"]  # noqa: SLF001 - no setter
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
 
 
 def warm_up() -> None:
-    """Start the server the render processes fork from, so the first long report does not wait for it (it imports
-    WeasyPrint and scans the fonts once, in the background, ~1 s)."""
+    """Start the server the render processes fork from, so the first long report does not wait for it to import
+    WeasyPrint and load the fonts (it does so in the background, about a second)."""
     _context()
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
+    _server_start()
 
 
-_config_lock = threading.Lock()
+def shut_down() -> None:
+    """Stop this process's fork server and resource tracker, if it started them, and reap them: a pool process that
+    exits otherwise leaves them to whatever reaps orphans (a container whose first process is Celery would not)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):  # noqa: SLF001 - no public stop
+        with contextlib.suppress(Exception):
+            helper._stop()  # noqa: SLF001
 
 
-@contextmanager
-def _may_have_children() -> Iterator[None]:
-    """Let a Celery prefork pool process start render processes, as any other process can.
-
-    Such a process is daemonic, and multiprocessing refuses children to a daemonic process (it is killed with its
-    parent, and would orphan them); ``render_parts`` never leaves one behind, so the flag is lifted while they start.
-    Its key is billiard's, which multiprocessing may not pickle into a new process; it lends the same bytes as
-    multiprocessing's own type. Both are put back afterwards.
-    """
-    with _config_lock:  # a threads pool may start two reports' processes at once
-        config = multiprocessing.current_process()._config  # noqa: SLF001 - no public setter for either, once started
-        saved = dict(config)
-        config.pop("daemon", None)
-        if "authkey" in config:
-            config["authkey"] = AuthenticationString(bytes(config["authkey"]))
-        try:
-            yield
-        finally:
-            config.clear()
-            config.update(saved)
+PRELOAD = "reports.pdf_preload"
+PROJECT_DIR = str(Path(__file__).resolve().parent.parent)
+_lock = threading.Lock()
 
 
 def _context():
     # Forked from a clean server process, not from the worker: a worker may run threads (a threads pool, the test
-    # worker), and a fork taken while another thread holds a lock inside fontconfig or Pango would hang. The server
-    # also imports the main script once (celery's, pytest's), which each process would otherwise import again.
-    multiprocessing.set_forkserver_preload(["__main__", "reports.pdf_preload"])
+    # worker), and a fork taken while another thread holds a lock inside fontconfig or Pango would hang.
+    multiprocessing.set_forkserver_preload([PRELOAD])
     return multiprocessing.get_context("forkserver")
 
 
+def _server_start() -> None:
+    """Start the fork server with the project importable whatever the working directory (Python 3.11's server does
+    not take the caller's sys.path), so that it preloads WeasyPrint and the fonts for every render process."""
+    from multiprocessing import forkserver
+
+    with _lock:
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, saved]))
+        try:
+            forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = saved
+
+
+@contextmanager
+def _may_start_processes() -> Iterator[None]:
+    """Let a Celery prefork pool process start render processes, as any other process can.
+
+    Such a process is billiard's, and daemonic: multiprocessing refuses children to a daemonic process (it is killed
+    with its parent and would orphan them; ``render_parts`` never leaves one behind), and its key is billiard's type,
+    which multiprocessing may not pickle into a new process. While a process starts, this one shows multiprocessing
+    a copy of its settings without the flag and with the same key as multiprocessing's type. The copy is swapped in
+    and out by rebinding, which an interruption (Celery's soft time limit) cannot leave half done.
+    """
+    _server_start()
+    current = multiprocessing.current_process()
+    config = current._config  # noqa: SLF001 - neither has a public setter once a process runs
+    authkey = config.get("authkey")
+    if not config.get("daemon") and (authkey is None or type(authkey) is AuthenticationString):
+        yield
+        return
+    lent = {key: value for key, value in config.items() if key != "daemon"}
+    if authkey is not None:
+        lent["authkey"] = AuthenticationString(bytes(authkey))
+    with _lock:
+        current._config = lent  # noqa: SLF001
+        try:
+            yield
+        finally:
+            current._config = config  # noqa: SLF001
+
+
 def _render_child(sender: Connection, html: str) -> None:
+    # If the process that asked for this part dies (a hard time limit kills it outright), stop at once.
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     # A short-lived process: the collector is mostly wasted walking the growing box tree (rendering.py).
     gc.set_threshold(100_000, 50, 100)
     try:
@@ -147,3 +194,8 @@ def _render_child(sender: Connection, html: str) -> None:
         sender.send(("ok", pdf, pages))
     finally:
         sender.close()
+
+
+def _exit_with_parent() -> None:
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.template.loader import render_to_string
@@ -61,27 +62,24 @@ def pdf_render(*, template: str, context: dict, progress: Callable[[str], None])
 def pdf_render_pages(
     *, template: str, context: dict, pages: list[list], progress: Callable[[str], None]
 ) -> tuple[bytes, int, float, int]:
-    """Render a document whose pages were planned (``context["pages"]``: what goes on each), split into runs of pages
-    laid out at once in several processes (``reports.pdf``); return its bytes, page count, seconds and how many
-    processes it took.
+    """Render a document whose rows were planned into pages (``pages``: the rows each page holds, the template's
+    ``pages``), in runs of pages laid out at once in several processes (``reports.pdf``); return its bytes, page
+    count, seconds and how many processes it took.
 
-    A short document, or ``REPORTS_RENDER_PROCESSES=1``, is rendered whole here. So is one whose parts did not come
-    out with the pages planned (the plan misjudged a row) or whose render process failed: the whole document is
-    always right, only slower.
+    A short document, or ``REPORTS_RENDER_PROCESSES=1``, is laid out whole here, its rows as one table that breaks
+    where WeasyPrint breaks it. So is one whose parts did not come out with the pages planned (the plan misjudged a
+    row), or whose parts could not be rendered: the whole document is always right, only slower.
     """
     plan = paging.parts(
         len(pages), processes=setting("REPORTS_RENDER_PROCESSES"), min_pages=setting("REPORTS_PAGES_PER_PROCESS")
     )
+    spent = 0.0
     if len(plan) > 1:
         htmls = [render_to_string(template, context | {"pages": pages[p.start : p.end], "part": p}) for p in plan]
         started = time.monotonic()
         progress(f"laying out {len(pages)} pages in {len(plan)} processes")
         try:
-            with _fewer_gc_passes():
-                results = pdf.render_parts(htmls)
-        except pdf.PartFailed as exc:
-            logger.warning("Rendering %s in parts failed (%s); rendering it whole", template, exc)
-        else:
+            results = pdf.render_parts(htmls)
             counts = [count for _, count in results]
             if counts == [p.end - p.start for p in plan]:
                 progress(f"joining {len(plan)} parts ({len(pages)} pages)")
@@ -91,7 +89,14 @@ def pdf_render_pages(
                 "Parts of %s came out with %s pages where %s were planned; rendering it whole",
                 template, counts, [p.end - p.start for p in plan],
             )  # fmt: skip
-    return *pdf_render(template=template, context=context | {"pages": pages}, progress=progress), 1
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a process that died, a fork refused, a part pypdf cannot read
+            logger.warning("Rendering %s in parts failed (%r); rendering it whole", template, exc)
+        spent = time.monotonic() - started
+    rows = [row for page in pages for row in page]
+    content, page_count, seconds = pdf_render(template=template, context=context | {"pages": [rows]}, progress=progress)
+    return content, page_count, spent + seconds, 1
 
 
 _gc_lock = threading.Lock()

@@ -7,6 +7,7 @@ Rendering is memory-hungry; the Procfile's worker recycles its children (--max-t
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from jobs.services import retry_countdown
 from jobs.tasks import JobTask
@@ -23,6 +24,23 @@ from reports.services import (
 logger = logging.getLogger(__name__)
 
 TIME_LIMITS = {"soft_time_limit": setting("REPORTS_SOFT_TIME_LIMIT"), "time_limit": setting("REPORTS_TIME_LIMIT")}
+
+
+@worker_process_init.connect
+def _render_server_start(**kwargs) -> None:
+    """Each pool process starts the server its report render processes fork from (reports.pdf) when it starts, not
+    on its first long report, which would wait for it."""
+    if setting("REPORTS_RENDER_PROCESSES") > 1:
+        from reports import pdf
+
+        pdf.warm_up()
+
+
+@worker_process_shutdown.connect
+def _render_server_stop(**kwargs) -> None:
+    from reports import pdf
+
+    pdf.shut_down()
 
 
 def _run(task: JobTask, report_id: int) -> Report:

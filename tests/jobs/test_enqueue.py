@@ -135,7 +135,26 @@ def test_an_email_and_its_job_are_written_together_and_published_after_commit(te
                                                                          None)  # fmt: skip
     assert job.accepted_at is not None and job.published_at is not None and job.publish_count == 1
     assert OutboundEmail.objects.get(pk=email.pk).job_id == job.task_id
-    assert published == [("notifications.send_email", {"kwargs": {"email_id": email.pk}, "task_id": job.task_id})]
+    assert published == [("notifications.send_email", {"kwargs": {"email_id": email.pk}, "task_id": job.task_id,
+                                                       "time_limit": None, "soft_time_limit": None})]  # fmt: skip
+
+
+def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_own(tenant_user):
+    # given a task this process knows, with time limits of its own (the web's settings, which may not be the worker's)
+    from reports.services import report_request
+    from reports.tasks import generate_report
+
+    celery_app.control.purge()
+    assert generate_report.soft_time_limit and generate_report.time_limit
+
+    # when a job of it is published
+    report = report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
+
+    # then the message on the broker leaves the limits to the worker
+    with celery_app.connection_for_write() as connection:
+        message = connection.default_channel.basic_get("reports", no_ack=True)
+    assert message is not None and message.headers["id"] == report.job_id
+    assert message.headers["timelimit"] in ([None, None], (None, None))
 
 
 def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user, monkeypatch):
