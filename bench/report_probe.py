@@ -1,9 +1,12 @@
-"""One report rendering in a fresh process, so its peak memory is its own: ``python -m bench.report_probe ours
+"""One report rendering in a fresh process, so its memory is its own: ``python -m bench.report_probe ours
 <report id>`` runs our whole generation path; ``python -m bench.report_probe bare <html file>`` hands the same HTML
-to WeasyPrint with its defaults. Prints one JSON line: seconds, peak RSS and RSS before the work (MiB).
+to WeasyPrint with its defaults. Prints one JSON line: seconds, CPU seconds, peak memory and memory before the work.
 
-Peak RSS is the most the process and all its descendants held at once (sampled every 20 ms), so the processes a
-long report is laid out in count too; pages they share with their parent are counted in each, so it errs high."""
+Both sides are measured the same way, over the process and every process below it (the processes a long report is
+laid out in count too), by a thread sampling /proc every 50 ms: memory as PSS (a page shared by n processes counts
+1/n in each, so the render processes' pages shared with the server they fork from are not counted twice), CPU time
+as each process's last reading. What a process does in its last 50 ms may be missed, on either side.
+"""
 
 import json
 import os
@@ -12,38 +15,55 @@ import threading
 import time
 from pathlib import Path
 
-PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_rss_mib(root: int) -> float:
-    """Resident memory of ``root`` and every process below it, read from /proc (a few small reads: cheap enough to
-    sample every 20 ms without slowing the work measured)."""
-    total, pending = 0.0, [root]
+def _tree(root: int) -> dict[int, tuple[float, float]]:
+    """PSS (MiB) and CPU seconds of ``root`` and every process below it."""
+    found, pending = {}, [root]
     while pending:
         pid = pending.pop()
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_MIB
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1024
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[pid] = (pss, (int(fields[11]) + int(fields[12])) / TICKS)
             for task in Path(f"/proc/{pid}/task").iterdir():
                 pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (OSError, ValueError):
+        except (OSError, ValueError, StopIteration):
             continue  # it ended meanwhile
-    return total
+    return found
 
 
-class PeakSampler(threading.Thread):
+class Sampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = 0.0
+        self.cpu: dict[int, float] = {}
         self.done = threading.Event()
+        self._sample()
+        self.before = self.peak
+        self.cpu_before = sum(self.cpu.values())
+
+    def _sample(self) -> None:
+        tree = _tree(os.getpid())
+        self.peak = max(self.peak, sum(pss for pss, _ in tree.values()))
+        for pid, (_, cpu) in tree.items():
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu)
 
     def run(self) -> None:
-        while not self.done.wait(0.02):
-            self.peak = max(self.peak, _tree_rss_mib(os.getpid()))
+        while not self.done.wait(0.05):
+            self._sample()
 
-    def stop(self) -> float:
+    def stop(self) -> dict:
         self.done.set()
         self.join()
-        return max(self.peak, _tree_rss_mib(os.getpid()))
+        self._sample()
+        return {
+            "peak_mib": self.peak,
+            "before_mib": self.before,
+            "cpu_seconds": sum(self.cpu.values()) - self.cpu_before,
+        }
 
 
 def main(kind: str, arg: str) -> dict:
@@ -58,29 +78,28 @@ def main(kind: str, arg: str) -> dict:
         from reports.models import Report
         from reports.services import report_generate
 
-        # A worker lays out many reports; the server its render processes fork from starts with the first of them.
-        pdf.render_parts(["", ""])
-        before = _tree_rss_mib(os.getpid())
-        sampler = PeakSampler()
+        # As in a worker, whose pool processes start the server the render processes fork from when they start
+        # (reports/tasks.py): started, and its preloading done, before the clock starts.
+        pdf.render_parts([""])
+        sampler = Sampler()
         sampler.start()
         started = time.perf_counter()
         report_generate(report_id=int(arg))
         seconds = time.perf_counter() - started
-        peak = sampler.stop()
+        measured = sampler.stop()
         report = Report.objects.get(pk=int(arg))
         extra = {"status": report.status, "pages": report.page_count, "bytes": report.size_bytes,
                  "processes": report.summary.get("render_processes")}  # fmt: skip
     else:
         html = Path(arg).read_text()
-        before = _tree_rss_mib(os.getpid())
-        sampler = PeakSampler()
+        sampler = Sampler()
         sampler.start()
         started = time.perf_counter()
         pdf = weasyprint.HTML(string=html).write_pdf()
         seconds = time.perf_counter() - started
-        peak = sampler.stop()
+        measured = sampler.stop()
         extra = {"status": "completed", "bytes": len(pdf)}
-    return {"seconds": seconds, "peak_rss_mib": peak, "rss_before_mib": before, **extra}
+    return {"seconds": seconds, **measured, **extra}
 
 
 if __name__ == "__main__":
