@@ -31,6 +31,8 @@ AWKWARD = [
     ("jose@example.com", "José-María Ñúñez", "de la Peña y Götzendorffer"),
     ("plain.user@example.com", "", "Onlylastname"),
     ("wide@example.com", "漢字の名前とても長い名前", "山田"),
+    ("cn@example.com", "山田 太郎", "東京都千代田区"),
+    ("emoji@example.com", "🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉", "🚀 Launch"),
 ]
 
 
@@ -76,7 +78,10 @@ def test_the_page_plan_matches_weasyprints_own_layout_row_for_row(tenant_name):
 
 def test_the_plan_fills_pages_as_full_as_one_long_table_would():
     # given plain rows, as most tenants have
-    rows = [row | {"email": f"member{row['n']:05d}@acme.example.com", "first_name": "Grace"} for row in users_rows(140)]
+    rows = [
+        row | {"email": f"member{row['n']:05d}@acme.example.com", "first_name": "Grace", "last_name": f"H{row['n']}"}
+        for row in users_rows(140)
+    ]
     pages = paging.user_pages(rows, tenant_name="Acme", meta=rendering._masthead_meta(context(rows)))
 
     # when WeasyPrint lays out the same rows as one table left to break where it will
