@@ -2,6 +2,8 @@
 
 import logging
 import random
+import secrets
+import time
 import uuid
 from contextlib import nullcontext
 from datetime import timedelta
@@ -30,8 +32,17 @@ class JobNotCancellable(Exception):
 
 
 def job_new_id() -> str:
-    """A fresh public id; domain rows that point at their Job take it before the Job row is written."""
-    return str(uuid.uuid4())
+    """A fresh public id, a UUID version 7 (RFC 9562): the time in milliseconds, then 74 random bits; domain rows that
+    point at their Job take it before the Job row is written.
+
+    Time-ordered, so each new id lands at the right-hand end of the indexes on it (the job's, the domain row's and
+    the result's task id) rather than on a random page of each: with a million jobs, random UUIDs made every enqueue
+    touch pages not in memory, each written whole to the WAL the first time after a checkpoint (bench/: the scale
+    figure). The random bits keep ids unguessable enough; access is checked by tenant anyway.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | secrets.randbits(12) << 64 | 0b10 << 62 | secrets.randbits(62)
+    return str(uuid.UUID(int=value))
 
 
 def job_enqueue(

@@ -168,3 +168,22 @@ def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenan
 
     assert OutboundEmail.objects.count() == Job.objects.count() == 2
     assert Job.objects.filter(task_id=second.job_id).exists()
+
+
+def test_task_ids_are_time_ordered_uuid7_so_new_ones_append_to_their_indexes():
+    import uuid
+
+    from jobs.services import job_new_id
+
+    # given ids made a few milliseconds apart, and many made at once
+    spaced = []
+    for _ in range(5):
+        spaced.append(job_new_id())
+        time.sleep(0.002)
+    burst = [job_new_id() for _ in range(10_000)]
+
+    # then each is a version 7 UUID (RFC 9562), later ones sort after earlier ones, and none repeats
+    assert all(uuid.UUID(value).version == 7 and uuid.UUID(value).variant == uuid.RFC_4122 for value in spaced + burst)
+    assert spaced == sorted(spaced)
+    assert burst[0][:13] <= burst[-1][:13]  # the millisecond part never goes back
+    assert len(set(burst)) == len(burst)
