@@ -74,13 +74,14 @@ def main(kind: str, arg: str) -> dict:
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
         django.setup()
-        from reports import pdf
+        from reports import paging, pdf
         from reports.models import Report
         from reports.services import report_generate
 
         # As in a worker, whose pool processes start the server the render processes fork from when they start
         # (reports/tasks.py): started, and its preloading done, before the clock starts.
         pdf.render_parts([""])
+        paging._widths("DejaVu Sans"), paging._widths("DejaVu Sans:bold")  # read once per pool process too
         sampler = Sampler()
         sampler.start()
         started = time.perf_counter()

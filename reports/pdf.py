@@ -13,7 +13,10 @@ import io
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -60,12 +63,14 @@ def render_parts(parts: list[str], *, started: Callable[[], None] | None = None)
     children: list[tuple[multiprocessing.Process, Connection]] = []
     try:
         for html in parts:
-            receiver, sender = context.Pipe(duplex=False)
-            with _may_start_processes():  # the new process copies this one's settings when it is made
+            # Python's fork-server start is not safe against an exception from a signal handler (the soft time
+            # limit): held until this process is started and recorded, the limit then lands in the wait below.
+            with _signals_held(), _may_start_processes():  # the new process copies this one's settings when made
+                receiver, sender = context.Pipe(duplex=False)
                 process = context.Process(target=_render_child, args=(sender, html), name="report-part", daemon=True)
-                children.append((process, receiver))  # before it starts: an interruption from here on still reaps it
+                children.append((process, receiver))
                 process.start()
-            sender.close()
+                sender.close()
         if started is not None:
             started()
         results = []
@@ -116,12 +121,34 @@ def warm_up() -> None:
 
 def shut_down() -> None:
     """Stop this process's fork server and resource tracker, if it started them, and reap them: a pool process that
-    exits otherwise leaves them to whatever reaps orphans (a container whose first process is Celery would not)."""
+    exits otherwise leaves them to whatever reaps orphans (a container whose first process is Celery would not).
+    Each gets two seconds to go after its pipe closes, then is killed; the temporary folder of the server's socket
+    goes too (a pool process never runs multiprocessing's exit handlers)."""
     from multiprocessing import forkserver, resource_tracker
 
-    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):  # noqa: SLF001 - no public stop
-        with contextlib.suppress(Exception):
-            helper._stop()  # noqa: SLF001
+    for helper, pid_name, fd_name in (
+        (forkserver._forkserver, "_forkserver_pid", "_forkserver_alive_fd"),  # noqa: SLF001 - no public stop
+        (resource_tracker._resource_tracker, "_pid", "_fd"),  # noqa: SLF001
+    ):
+        pid, fd = getattr(helper, pid_name, None), getattr(helper, fd_name, None)
+        if pid is None:
+            continue
+        with contextlib.suppress(OSError):
+            if fd is not None:
+                os.close(fd)
+            deadline = time.monotonic() + 2
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+        setattr(helper, pid_name, None)
+        setattr(helper, fd_name, None)
+    current = multiprocessing.current_process()
+    tempdir = current._config.get("tempdir")  # noqa: SLF001
+    if tempdir and type(current).__module__.startswith("billiard"):  # elsewhere multiprocessing removes it at exit
+        shutil.rmtree(tempdir, ignore_errors=True)
 
 
 PRELOAD = "reports.pdf_preload"
@@ -142,6 +169,11 @@ def _server_start() -> None:
     from multiprocessing import forkserver
 
     with _lock:
+        if forkserver._forkserver._forkserver_pid is not None:  # noqa: SLF001
+            # Started already: leave the environment alone (another thread may be reading it, in C). A server that
+            # died is started again by multiprocessing, maybe without its preload: slower, not wrong.
+            forkserver.ensure_running()
+            return
         saved = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, saved]))
         try:
@@ -179,6 +211,20 @@ def _may_start_processes() -> Iterator[None]:
             yield
         finally:
             current._config = config  # noqa: SLF001
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Celery's soft-limit signal (and SIGALRM) in this thread; one that arrived meanwhile lands on release."""
+    held = {signal.SIGUSR1, signal.SIGALRM}
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs handlers in the main thread only
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _render_child(sender: Connection, html: str) -> None:

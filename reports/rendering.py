@@ -154,13 +154,15 @@ def users_pdf(*, report: Report, progress: Progress) -> RenderedFile:
         "staff_users": sum(1 for u in users if u["is_staff"]),
         "never_logged_in": sum(1 for u in users if u["last_login"] is None),
     }
-    pages = paging.user_pages(users, tenant_name=report.tenant.name, meta=_masthead_meta(context)) or [users]
+    pages = None
+    if setting("REPORTS_RENDER_PROCESSES") > 1:  # the plan serves only a report laid out in parts
+        pages = paging.user_pages(users, tenant_name=report.tenant.name, meta=_masthead_meta(context))
     stage = iter(range(total_users, total + 1))
     next(stage)
     content, page_count, seconds, processes = pdf_render_pages(
         template="reports/pdf/users.html",
         context=context,
-        pages=pages,
+        pages=pages or [users],
         progress=lambda s: progress(next(stage, total), total, s),
     )
     summary = {"users": total_users, "progress_total": total, "render_processes": processes}
