@@ -36,11 +36,13 @@ def font_config():
     return _font_config
 
 
-def render(html: str) -> tuple[bytes, int]:
-    """Lay out and write one document; return the PDF and its page count."""
+def render(html: str, *, laid_out: Callable[[int], None] | None = None) -> tuple[bytes, int]:
+    """Lay out and write one document; return the PDF and its page count (``laid_out`` hears it before the write)."""
     from weasyprint import HTML
 
     document = HTML(string=html, base_url=None).render(font_config=font_config())
+    if laid_out is not None:
+        laid_out(len(document.pages))
     # Fonts are subset to the glyphs used (the default, and the fastest write: full fonts and uncompressed PDFs were
     # measured slower); no images, so no image options to tune.
     return document.write_pdf(), len(document.pages)

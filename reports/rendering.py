@@ -46,16 +46,11 @@ class RenderedFile:
 def pdf_render(*, template: str, context: dict, progress: Callable[[str], None]) -> tuple[bytes, int, float]:
     """Lay out the template and write the PDF in this process; return its bytes, its page count and the seconds it
     took."""
-    from weasyprint import HTML  # heavy import, needed only in workers
-
     html = render_to_string(template, context)
     started = time.monotonic()
     progress("laying out pages")
     with _fewer_gc_passes():
-        document = HTML(string=html, base_url=None).render(font_config=pdf.font_config())
-        pages = len(document.pages)
-        progress(f"writing PDF ({pages} pages)")
-        content = document.write_pdf()
+        content, pages = pdf.render(html, laid_out=lambda count: progress(f"writing PDF ({count} pages)"))
     return content, pages, time.monotonic() - started
 
 
