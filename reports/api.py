@@ -115,14 +115,15 @@ class ReportDownloadView(APIView):
     )
     def get(self, request: Request, report_id: int):
         report = _tenant_report_or_404(request, report_id)
-        if report.status != Report.Status.COMPLETED or not report.file:
+        report_status, error = selectors.report_state(report=report)  # a canceled or killed job never updates the row
+        if report_status != Report.Status.COMPLETED or not report.file:
             detail = (
-                f"The report failed: {report.error}"
-                if report.status == Report.Status.FAILED
+                f"The report failed: {error}"
+                if report_status == Report.Status.FAILED
                 else "The report is not ready yet; poll its status and download it once it is completed."
             )
             return Response(
-                {"detail": detail, "status": report.status, "check_status_at": f"/api/tasks/{report.job_id}/"},
+                {"detail": detail, "status": report_status, "check_status_at": f"/api/tasks/{report.job_id}/"},
                 status=status.HTTP_409_CONFLICT,
             )
         return report_file_response(report)

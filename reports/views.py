@@ -104,8 +104,10 @@ def _share_url(request: HttpRequest, report: Report) -> str:
 @require_GET
 def report_download_page(request: HttpRequest, report_id: int) -> HttpResponse:
     report = _tenant_report_or_404(request, report_id)
-    if report.status != Report.Status.COMPLETED or not report.file:
-        return render(request, "reports/report_not_ready.html", {"report": report}, status=409)
+    status, error = selectors.report_state(report=report)
+    if status != Report.Status.COMPLETED or not report.file:
+        context = {"report": report, "status": status, "error": error}
+        return render(request, "reports/report_not_ready.html", context, status=409)
     return report_file_response(report)
 
 

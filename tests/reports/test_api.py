@@ -61,6 +61,19 @@ def test_list_and_detail_show_the_contract_fields_and_download_is_409_until_comp
     assert download.json()["status"] == "pending" and "not ready" in download.json()["detail"]
 
 
+def test_a_canceled_report_answers_its_download_as_failed_not_as_not_ready_yet(api):
+    accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+    assert api.post(f"/api/tasks/{accepted['task_id']}/cancel/").status_code == 202
+
+    detail = api.get(f"/api/reports/{accepted['report_id']}/").json()
+    download = api.get(f"/api/reports/{accepted['report_id']}/download/", HTTP_ACCEPT="application/pdf")
+
+    assert (detail["status"], detail["error"]) == ("failed", "Canceled.")
+    assert download.status_code == 409
+    assert download.json()["status"] == "failed"
+    assert download.json()["detail"] == "The report failed: Canceled."
+
+
 def test_a_completed_report_downloads_as_a_pdf(api, completed_report):
     detail = api.get(f"/api/reports/{completed_report.pk}/").json()
     assert detail["status"] == "completed"

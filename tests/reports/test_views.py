@@ -7,6 +7,7 @@ from django.test import Client
 
 from reports.models import Report
 from reports.services import report_share_token
+from tests.conftest import client_for
 from tests.factories import TenantFactory, UserFactory
 from tests.reports.conftest import pdf_text
 
@@ -68,6 +69,17 @@ def test_the_report_page_and_its_status_endpoint_follow_the_report(browser, tena
     assert b'data-status="pending"' in page.content and b"fetch(" in page.content
     assert (status["status"], status["download_url"], status["share_url"]) == ("pending", None, None)
     assert not_ready.status_code == 409
+
+
+def test_the_download_page_of_a_canceled_report_says_it_failed(browser, tenant_user):
+    browser.post("/reports/", {"report_type": "users"})
+    report = Report.objects.get()
+    assert client_for(tenant_user).post(f"/api/tasks/{report.job_id}/cancel/").status_code == 202
+
+    not_ready = browser.get(f"/reports/{report.pk}/download/")
+
+    assert not_ready.status_code == 409
+    assert b"This report failed: Canceled." in not_ready.content
 
 
 def test_a_completed_report_page_offers_the_download_and_a_share_link(browser, completed_report):
