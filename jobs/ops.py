@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef
 from django_celery_results.models import TaskResult
 from kombu.exceptions import ChannelError
 
+from jobs.control import HELD
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -37,22 +38,22 @@ class WorkerInfo:
 
 
 def workers_inspect(*, timeout: float = 1.0) -> list[WorkerInfo]:
-    """Workers that answer a ping within ``timeout``, with their running, reserved and scheduled (ETA) tasks."""
-    inspector = current_app.control.inspect(timeout=timeout)
-    pongs = inspector.ping() or {}
-    workers = {name: WorkerInfo(name=name) for name in sorted(pongs)}
-    if not workers:
-        return []
-    for attribute, answers in (
-        ("active", inspector.active()),
-        ("reserved", inspector.reserved()),
-        ("scheduled", inspector.scheduled()),
-    ):
-        for name, tasks in (answers or {}).items():
-            if name in workers:
-                # scheduled() wraps each task as {"eta", "priority", "request": {...}}
-                setattr(workers[name], attribute, [task.get("request", task) for task in tasks or []])
+    """Workers that answer within ``timeout``, with their running, reserved and scheduled (ETA) tasks."""
+    answers = current_app.control.broadcast(HELD, reply=True, timeout=timeout)
+    workers = {}
+    for name, held in sorted((item for reply in answers for item in reply.items()), key=lambda item: item[0]):
+        if "active" not in held:  # a worker from before jobs.control (a rolling deploy): Celery's three questions
+            held = _held_asked_separately(name, timeout=timeout)
+        workers[name] = WorkerInfo(name=name, active=held["active"], reserved=held["reserved"],
+                                   scheduled=held["scheduled"])  # fmt: skip
     return list(workers.values())
+
+
+def _held_asked_separately(name: str, *, timeout: float) -> dict[str, list[dict]]:
+    inspector = current_app.control.inspect(destination=[name], timeout=timeout)
+    held = {"active": inspector.active(), "reserved": inspector.reserved(), "scheduled": inspector.scheduled()}
+    # scheduled() wraps each task as {"eta", "priority", "request": {...}}
+    return {key: [task.get("request", task) for task in (answer or {}).get(name) or []] for key, answer in held.items()}
 
 
 def queue_names() -> list[str]:

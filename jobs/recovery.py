@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.ops import workers_inspect
 from jobs.services import BROKER_ERRORS, job_publish
 
 logger = logging.getLogger(__name__)
@@ -103,15 +104,12 @@ def _task_id_of(message) -> str | None:
 
 
 def _held_by_live_workers() -> set[str]:
-    inspect = current_app.control.inspect(timeout=settings.JOBS_SWEEP_INSPECT_TIMEOUT)
-    held: set[str] = set()
-    for method in (inspect.active, inspect.reserved, inspect.scheduled):
-        for tasks in (method() or {}).values():
-            for task in tasks:
-                request = task.get("request", task)  # scheduled() wraps the request
-                if request.get("id"):
-                    held.add(request["id"])
-    return held
+    return {
+        task["id"]
+        for worker in workers_inspect(timeout=settings.JOBS_SWEEP_INSPECT_TIMEOUT)
+        for task in (*worker.active, *worker.reserved, *worker.scheduled)
+        if task.get("id")
+    }
 
 
 def _forget_unacked(client: redis.Redis, tag: bytes | None) -> None:

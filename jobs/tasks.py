@@ -6,6 +6,7 @@ from celery.signals import task_postrun, task_prerun, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from jobs import control  # noqa: F401 - registers the workers' remote-control command
 from jobs.recovery import jobs_recover_stranded
 from jobs.selectors import PROGRESS
 from jobs.services import job_run_start, jobs_publish_pending, retry_countdown
