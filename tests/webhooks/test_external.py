@@ -1,6 +1,7 @@
 """POST /api/fetch-external-data/: allowed hosts only, retried on 5xx and network errors, JSON as the result."""
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -128,7 +129,9 @@ def test_network_errors_are_retried_too(celery_worker, api, settings):
         ((200, {}, json.dumps({"blob": "x" * 5000}).encode()), "The response is larger than 1000 bytes."),
     ],
 )
-def test_answers_that_retrying_cannot_fix_fail_at_once(celery_worker, json_server, api, settings, reply, error):
+def test_answers_that_retrying_cannot_fix_fail_at_once(
+    celery_worker, json_server, api, settings, caplog, reply, error
+):
     settings.FETCH_MAX_BYTES = 1000
     json_server.replies = [reply]
 
@@ -138,6 +141,8 @@ def test_answers_that_retrying_cannot_fix_fail_at_once(celery_worker, json_serve
     assert final["status"] == "FAILURE"
     assert final["error"].startswith(error)
     assert len(json_server.requests) == 1  # one try, and the redirect was not followed
+    # an expected failure, logged as one: no ERROR with a traceback in the worker's log
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,12 +1,15 @@
 """POST /api/webhooks/<source>/: verified over the raw body, stored before the answer, processed by a worker."""
 
 import datetime
+import logging
 import threading
+import time
 from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django_celery_results.models import TaskResult
 
 from accounts.models import Tenant
 from jobs.models import Job
@@ -64,13 +67,21 @@ def test_cancel_clears_the_period_end_and_unknown_types_are_ignored(celery_worke
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_renewal_for_an_unknown_tenant_fails_with_a_clear_error(celery_worker, billing_source, client):
+def test_a_renewal_for_an_unknown_tenant_fails_with_a_clear_error(celery_worker, billing_source, client, caplog):
     response = post_delivery(client, sign_delivery(billing_source.signing_secret, renewal("nobody")))
 
     event = wait_for_event(response.json()["event_id"])
     assert event.status == "failed"
     assert event.error == "data.tenant: no tenant with slug 'nobody'."
     assert event.tenant is None
+    # the job fails too, logged as an expected failure: no ERROR with a traceback in the worker's log
+    job = Job.objects.get(task_id=response.json()["task_id"])
+    deadline = time.monotonic() + 10
+    while not TaskResult.objects.filter(task_id=job.task_id, status="FAILURE").exists():
+        assert time.monotonic() < deadline, "the job never failed"
+        time.sleep(0.05)
+    time.sleep(0.2)  # the worker logs the failure just after storing it
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
 # --- refused deliveries: nothing stored ---------------------------------------------------------------------------
