@@ -26,6 +26,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/reports/", permanent=False)),
 ]
 
-# API clients get JSON for unknown paths (and, should it ever happen, a server error); pages keep Django's.
+# API clients get JSON for unknown paths (and, should it ever happen, a server error); pages keep Django's. With DEBUG
+# on, Django skips handler404 for unmatched paths: jobs.middleware.ApiNotFoundMiddleware answers those under /api/.
 handler404 = "jobs.views.not_found"
 handler500 = "jobs.views.server_error"

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.http import JsonResponse
 
+API_PREFIX = "/api/"
+
 
 class RequestBodyLimitMiddleware:
     """Refuse a declared body over REQUEST_BODY_MAX_BYTES with 413 before anything reads it.
@@ -23,6 +25,29 @@ class RequestBodyLimitMiddleware:
             # Django reads a body without Content-Length as empty; say so instead of answering "field required".
             return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
         return self.get_response(request)
+
+
+class ApiNotFoundMiddleware:
+    """A JSON 404 for a path under /api/ that no route matches, with DEBUG on as well.
+
+    With DEBUG on Django answers its HTML debug page instead of calling handler404. A catch-all route would do it too,
+    but would make every /api/ path valid and so end CommonMiddleware's redirect of a known path missing its slash;
+    this runs inside CommonMiddleware, which still sees the 404 and redirects.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        # resolver_match stays None only when no route matched: a view's own 404 (a detail message) is kept
+        if response.status_code == 404 and request.resolver_match is None and request.path_info.startswith(API_PREFIX):
+            return api_not_found()
+        return response
+
+
+def api_not_found() -> JsonResponse:
+    return JsonResponse({"detail": "Not found."}, status=404)
 
 
 def request_too_large() -> JsonResponse:

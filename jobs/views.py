@@ -8,11 +8,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from jobs.middleware import API_PREFIX, api_not_found
 from jobs.services import BROKER_ERRORS
 
 logger = logging.getLogger(__name__)
-
-API_PREFIX = "/api/"
 
 
 @csrf_exempt  # so that a POST gets require_GET's 405, not a CSRF page
@@ -50,7 +49,7 @@ def _check_broker() -> str:
 
 def not_found(request: HttpRequest, exception: Exception):
     if request.path.startswith(API_PREFIX):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return api_not_found()
     return defaults.page_not_found(request, exception)
 
 

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -237,6 +238,16 @@ def test_a_method_the_endpoint_does_not_take_answers_405(api, path, method):
 def test_an_unknown_api_path_answers_json_404(api):
     for path in ["/api/nothing-here/", "/api/reports/not-a-number/", "/api/reports/1/download/extra/"]:
         assert assert_refused(api.get(path), status=404) == {"detail": "Not found."}
+
+
+@override_settings(DEBUG=True)
+def test_an_unknown_api_path_answers_json_404_with_debug_on_too(api):
+    # Django answers its HTML debug page for an unmatched path when DEBUG is on, whatever handler404 says
+    for path in ["/api/nothing/", "/api/reports/not-a-number/", "/api/nothing"]:
+        assert assert_refused(api.get(path), status=404) == {"detail": "Not found."}
+    # a known path without its slash is still redirected to it
+    response = api.get("/api/reports")
+    assert response.status_code == 301 and response["Location"] == "/api/reports/"
 
 
 # --- ids in the path --------------------------------------------------------------------------------------------------
