@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from jobs.fields import StrictCharField, StrictEmailField
+
 
 class TokenObtainInput(serializers.Serializer):
-    email = serializers.EmailField()
-    password = serializers.CharField(trim_whitespace=False, max_length=256)
+    email = StrictEmailField()
+    password = StrictCharField(trim_whitespace=False, max_length=256)
 
 
 class TokenOutput(serializers.Serializer):

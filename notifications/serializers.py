@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from jobs.fields import StrictCharField, StrictEmailField
+
 
 def _single_line(value: str) -> str:
     if "\r" in value or "\n" in value:
@@ -8,9 +10,9 @@ def _single_line(value: str) -> str:
 
 
 class SendEmailInput(serializers.Serializer):
-    to_email = serializers.EmailField(max_length=254, validators=[_single_line])
-    subject = serializers.CharField(max_length=255, validators=[_single_line])
-    body = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    to_email = StrictEmailField(max_length=254, validators=[_single_line])
+    subject = StrictCharField(max_length=255, validators=[_single_line])
+    body = StrictCharField(max_length=100_000, trim_whitespace=False)
 
 
 class SendEmailAccepted(serializers.Serializer):

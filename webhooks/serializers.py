@@ -1,10 +1,11 @@
 from rest_framework import serializers
 
+from jobs.fields import StrictCharField
 from webhooks.external import URL_MAX_LENGTH, FetchRefused, fetch_target_validate
 
 
 class FetchExternalDataInput(serializers.Serializer):
-    url = serializers.CharField(max_length=URL_MAX_LENGTH, trim_whitespace=True)
+    url = StrictCharField(max_length=URL_MAX_LENGTH, trim_whitespace=True)
 
     def validate_url(self, value: str) -> str:
         try:

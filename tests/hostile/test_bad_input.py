@@ -30,6 +30,7 @@ GENERATE_REPORT = ("/api/reports/generate/", {"report_type": "users"})
 FETCH_EXTERNAL = ("/api/fetch-external-data/", {"url": "https://api.example.com/data.json"})
 BODY_ENDPOINTS = [SEND_EMAIL, GENERATE_REPORT, FETCH_EXTERNAL]
 FIELDS = [(path, valid, field) for path, valid in BODY_ENDPOINTS for field in valid]
+TOKEN = ("/api/auth/token/", {"email": "ada@example.com", "password": "correct-horse-battery"})
 # Every POST endpoint of the contract, with a body it would accept (webhooks: see the end of this file).
 POST_PATHS = [path for path, _ in BODY_ENDPOINTS] + [
     "/api/users/batch-process/",
@@ -111,6 +112,16 @@ def test_a_field_of_the_wrong_type_is_refused_naming_the_field(api, path, valid,
     response = api.post(path, {**valid, field: value}, format="json")
 
     assert_refused(response, field=field)
+    assert_nothing_changed()
+
+
+@pytest.mark.parametrize(("path", "valid", "field"), FIELDS + [(*TOKEN, field) for field in TOKEN[1]])
+@pytest.mark.parametrize("value", [5, 1.5], ids=["integer", "float"])
+def test_a_number_for_a_string_field_is_refused_not_turned_into_a_string(api, path, valid, field, value):
+    response = api.post(path, {**valid, field: value}, format="json")
+
+    [message] = assert_refused(response, field=field)[field]
+    assert "string" in message, message
     assert_nothing_changed()
 
 
@@ -211,9 +222,6 @@ def test_a_content_length_that_is_not_a_number_is_refused(api):
 
     assert_refused(response, status=400)
     assert_nothing_changed()
-
-
-TOKEN = ("/api/auth/token/", {"email": "ada@example.com", "password": "correct-horse-battery"})
 
 
 @pytest.mark.parametrize(("path", "valid"), [*BODY_ENDPOINTS, TOKEN])
