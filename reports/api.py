@@ -12,7 +12,7 @@ from jobs.idempotency import idempotent
 from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
 from reports import selectors
 from reports.models import Report
-from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput
+from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput, UsersBatchProcessInput
 from reports.services import report_filename, report_request, users_export_request
 
 NOT_FOUND = "No report with this id."
@@ -62,12 +62,13 @@ class ReportGenerateView(APIView):
 
 class UsersBatchProcessView(APIView):
     @extend_schema(
-        request=None,
-        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *IDEMPOTENT)},
+        request=None,  # it needs no body
+        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )
     @idempotent
     def post(self, request: Request) -> Response:
+        UsersBatchProcessInput(data=request.data).is_valid(raise_exception=True)
         report = users_export_request(tenant_id=request.user.tenant_id, user_id=request.user.id)
         return _accepted(report)
 

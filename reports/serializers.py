@@ -35,6 +35,10 @@ class ReportGenerateInput(serializers.Serializer):
     )
 
 
+class UsersBatchProcessInput(serializers.Serializer):
+    """No fields; read so that a body that is not a JSON object is refused as on every other endpoint."""
+
+
 class ReportAccepted(serializers.Serializer):
     task_id = serializers.CharField()
     report_id = serializers.IntegerField()

@@ -31,9 +31,10 @@ FETCH_EXTERNAL = ("/api/fetch-external-data/", {"url": "https://api.example.com/
 BODY_ENDPOINTS = [SEND_EMAIL, GENERATE_REPORT, FETCH_EXTERNAL]
 FIELDS = [(path, valid, field) for path, valid in BODY_ENDPOINTS for field in valid]
 TOKEN = ("/api/auth/token/", {"email": "ada@example.com", "password": "correct-horse-battery"})
+BATCH_PROCESS = ("/api/users/batch-process/", {})  # a body, but no fields
 # Every POST endpoint of the contract, with a body it would accept (webhooks: see the end of this file).
 POST_PATHS = [path for path, _ in BODY_ENDPOINTS] + [
-    "/api/users/batch-process/",
+    BATCH_PROCESS[0],
     "/api/tasks/5b0e2f4c-2d4c-4c8e-9a51-0d3f1c6b7a10/cancel/",  # no such job; a fixed id keeps the test ids stable
     "/api/auth/token/",
 ]
@@ -144,8 +145,10 @@ def test_a_fetch_of_any_host_while_none_is_allowed_is_refused_naming_the_url(api
 # --- whole bodies -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "valid"), BODY_ENDPOINTS)
-@pytest.mark.parametrize("raw", ['["a"]', '"a string"', "42", "null"], ids=["list", "string", "number", "null"])
+@pytest.mark.parametrize(("path", "valid"), [*BODY_ENDPOINTS, BATCH_PROCESS])
+@pytest.mark.parametrize(
+    "raw", ['["a"]', "[]", '"a string"', "42", "null"], ids=["list", "empty-list", "string", "number", "null"]
+)
 def test_a_json_body_that_is_not_an_object_is_refused(api, path, valid, raw):
     response = post_raw(api, path, raw)
 
@@ -224,7 +227,7 @@ def test_a_content_length_that_is_not_a_number_is_refused(api):
     assert_nothing_changed()
 
 
-@pytest.mark.parametrize(("path", "valid"), [*BODY_ENDPOINTS, TOKEN])
+@pytest.mark.parametrize(("path", "valid"), [*BODY_ENDPOINTS, TOKEN, BATCH_PROCESS])
 @pytest.mark.parametrize("content_type", ["application/xml", "text/plain", "multipart/form-data; boundary=x", ""])
 def test_an_unsupported_media_type_answers_415(api, path, valid, content_type):
     response = post_raw(api, path, json.dumps(valid), content_type=content_type)

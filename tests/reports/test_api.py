@@ -111,6 +111,14 @@ def test_batch_process_answers_202_and_queues_the_users_export(api):
     assert Job.objects.get(task_id=body["task_id"]).task_name == "reports.batch_process_users"
 
 
+def test_batch_process_needs_no_body_at_all(api):
+    # `curl -X POST` sends none; only a body that is there but not an object is refused (tests/hostile)
+    response = api.post("/api/users/batch-process/")
+
+    assert response.status_code == 202, response.content
+    assert Report.objects.get(pk=response.json()["report_id"]).report_type == "users_csv"
+
+
 def test_the_api_needs_a_token(client):
     assert client.get("/api/reports/").status_code in (401, 403)
     assert client.post("/api/reports/generate/", {"report_type": "users"}).status_code in (401, 403)
