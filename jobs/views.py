@@ -6,7 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from jobs.middleware import API_PREFIX, api_not_found
 from jobs.services import BROKER_ERRORS
@@ -14,9 +14,9 @@ from jobs.services import BROKER_ERRORS
 logger = logging.getLogger(__name__)
 
 
-@csrf_exempt  # so that a POST gets require_GET's 405, not a CSRF page
+@csrf_exempt  # so that a POST gets require_safe's 405, not a CSRF page
 @never_cache
-@require_GET
+@require_safe  # GET, and HEAD for load balancers that probe with it (the server drops the body)
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the broker both answer; 503 with each part's state otherwise."""
     parts = {"database": _check_database(), "broker": _check_broker()}

@@ -20,6 +20,12 @@ def test_unavailable_when_the_broker_does_not_answer(client):
     assert response.json() == {"status": "unavailable", "database": "ok", "broker": "unavailable"}
 
 
+def test_head_answers_like_get_for_load_balancers_that_probe_with_it(client):
+    assert client.head("/healthz").status_code == 200
+    with broker_at("redis://127.0.0.1:1/0"):
+        assert client.head("/healthz").status_code == 503
+
+
 def test_a_body_over_the_limit_is_a_413(client, settings):
     response = client.post("/api/auth/token/", "x" * (settings.REQUEST_BODY_MAX_BYTES + 1), "application/json")
 
