@@ -2,6 +2,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -10,13 +11,27 @@ from jobs.middleware import request_too_large
 
 logger = logging.getLogger(__name__)
 
+# Long enough for a database restart or failover to finish, short enough that a client's retry is not kept waiting.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
 
 def api_exception_handler(exc, context):
-    """DRF's handler, plus JSON answers for the body limits Django enforces while the body is read."""
+    """DRF's handler, plus JSON answers for the body limits Django enforces while the body is read and a 503 while
+    the database does not answer."""
     if isinstance(exc, RequestDataTooBig):
         return request_too_large()
     if isinstance(exc, TooManyFieldsSent):
         # Django's own answer would be its HTML "Bad Request" page.
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return Response({"detail": f"Too many form fields; the limit is {limit}."}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Down, restarting or out of connections: the client should retry, and one line per request is enough to log.
+        request = context["request"]
+        reason = " ".join(str(exc).split()) or type(exc).__name__  # psycopg's messages run over several lines
+        logger.warning("Database unavailable for %s %s: %s", request.method, request.path, reason)
+        return Response(
+            {"detail": f"The database is unavailable; try again in {DATABASE_RETRY_AFTER_SECONDS} seconds."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     return exception_handler(exc, context)

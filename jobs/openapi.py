@@ -20,7 +20,7 @@ RETRY_AFTER_HEADER = OpenApiParameter(
     "Retry-After",
     OpenApiTypes.INT,
     OpenApiParameter.HEADER,
-    response=[429],
+    response=[429, 503],
     description="Seconds to wait before the next request.",
 )
 
@@ -46,6 +46,7 @@ ERRORS = {
     415: OpenApiResponse(_DETAIL, description="The body is neither JSON nor a form."),
     422: OpenApiResponse(_FIELD_ERRORS, description="The Idempotency-Key was already used for another endpoint."),
     429: OpenApiResponse(_DETAIL, description="Too many requests from this tenant; see Retry-After."),
+    503: OpenApiResponse(_DETAIL, description="The database does not answer; retry after Retry-After seconds."),
 }
 AUTHENTICATED = (401, 403, 429)  # every endpoint that needs a tenant member
 BODY = (400, 413, 415)  # every endpoint that reads a body
@@ -53,4 +54,5 @@ IDEMPOTENT = (400, 413, 422)  # every POST with the Idempotency-Key header
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: ERRORS[code] for code in sorted(set(codes))}
+    # every endpoint reads the database, so any may answer 503 (jobs/exceptions.py)
+    return {code: ERRORS[code] for code in sorted({*codes, 503})}

@@ -1,0 +1,61 @@
+"""The API's exception handler (jobs/exceptions.py): a database that does not answer is a 503 to retry, not a 500."""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from jobs.exceptions import DATABASE_RETRY_AFTER_SECONDS
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the test closes the connection, so no test transaction
+
+
+@contextmanager
+def database_unreachable(tmp_path: Path):
+    """New connections fail with the driver's own error, as while the database server is down or restarting."""
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "postgresql":
+        connection.settings_dict["PORT"] = free_port()  # nothing listens there: "connection refused"
+    else:
+        connection.settings_dict["NAME"] = str(tmp_path / "gone" / "db.sqlite3")  # "unable to open database file"
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/reports/", None),
+        ("/api/tasks/5b0e2f4c-2d4c-4c8e-9a51-0d3f1c6b7a10/", None),
+        ("/api/send-email/", {"to_email": "ada@example.com", "subject": "Hello", "body": "Hi"}),
+        ("/api/auth/token/", {"email": "ada@example.com", "password": "correct-horse-battery"}),
+    ],
+)
+def test_the_database_down_answers_503_with_retry_after(api, tmp_path, caplog, path, body):
+    # given a client with a valid token, and the database gone since it got it
+
+    # when it calls the API
+    with database_unreachable(tmp_path), caplog.at_level(logging.WARNING):
+        response = api.get(path) if body is None else api.post(path, body, format="json")
+
+    # then it is told to come back, in JSON, and the log says why in one line, without a traceback
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
+    assert "database" in response.json()["detail"]
+    warnings = [r for r in caplog.records if r.name == "jobs.exceptions" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and path in warnings[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_the_api_answers_again_once_the_database_is_back(api, tmp_path):
+    with database_unreachable(tmp_path):
+        assert api.get("/api/reports/").status_code == 503
+
+    assert api.get("/api/reports/").status_code == 200
