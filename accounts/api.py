@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from accounts.serializers import TokenObtainInput, TokenOutput
 from accounts.services import token_obtain
-from jobs.openapi import BODY, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import BODY, POST, RETRY_AFTER_HEADER, error_responses
 
 
 class TokenObtainView(APIView):
@@ -16,7 +16,7 @@ class TokenObtainView(APIView):
 
     @extend_schema(
         request=TokenObtainInput,
-        responses={200: TokenOutput, **error_responses(*BODY, 429)},
+        responses={200: TokenOutput, **error_responses(*BODY, *POST, 429)},
         parameters=[RETRY_AFTER_HEADER],
         description="A 400 also answers wrong credentials.",
     )

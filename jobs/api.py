@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import AUTHENTICATED, IDEMPOTENCY_HEADER, IDEMPOTENT, POST, RETRY_AFTER_HEADER, error_responses
 from jobs.selectors import job_get, job_status, job_status_get
 from jobs.serializers import TaskStatusOutput
 from jobs.services import JobNotCancellable, job_cancel
@@ -42,7 +42,7 @@ class TaskCancelView(APIView):
         request=None,
         responses={
             202: TaskStatusOutput,
-            **error_responses(*AUTHENTICATED, *IDEMPOTENT, 404, 413),
+            **error_responses(*AUTHENTICATED, *IDEMPOTENT, *POST, 404),
             409: OpenApiResponse(CANCEL_REFUSED, description="Already running or finished; `status` says which."),
         },
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],

@@ -24,12 +24,12 @@ RETRY_AFTER_HEADER = OpenApiParameter(
     description="Seconds to wait before the next request.",
 )
 
-_DETAIL = {
+DETAIL = {
     "type": "object",
     "properties": {"detail": {"type": "string", "description": "what is wrong"}},
     "required": ["detail"],
 }
-_FIELD_ERRORS = {
+FIELD_ERRORS = {
     "type": "object",
     "description": 'Each wrong field (or header) with a list of messages saying why; "non_field_errors" for the '
     'body as a whole; or a "detail" message when the body could not be read.',
@@ -38,19 +38,21 @@ _FIELD_ERRORS = {
 }
 
 ERRORS = {
-    400: OpenApiResponse(_FIELD_ERRORS, description="Invalid input; nothing was changed."),
-    401: OpenApiResponse(_DETAIL, description="No valid credentials (`Authorization: Token <key>` or a session)."),
-    403: OpenApiResponse(_DETAIL, description="Signed in, but not a member of a tenant."),
-    404: OpenApiResponse(_DETAIL, description="Unknown, or another tenant's: the same answer for both."),
-    413: OpenApiResponse(_DETAIL, description="The body is larger than REQUEST_BODY_MAX_BYTES."),
-    415: OpenApiResponse(_DETAIL, description="The body is neither JSON nor a form."),
-    422: OpenApiResponse(_FIELD_ERRORS, description="The Idempotency-Key was already used for another endpoint."),
-    429: OpenApiResponse(_DETAIL, description="Too many requests from this tenant; see Retry-After."),
-    503: OpenApiResponse(_DETAIL, description="The database does not answer; retry after Retry-After seconds."),
+    400: OpenApiResponse(FIELD_ERRORS, description="Invalid input; nothing was changed."),
+    401: OpenApiResponse(DETAIL, description="No valid credentials (`Authorization: Token <key>` or a session)."),
+    403: OpenApiResponse(DETAIL, description="Signed in, but not a member of a tenant."),
+    404: OpenApiResponse(DETAIL, description="Unknown, or another tenant's: the same answer for both."),
+    411: OpenApiResponse(DETAIL, description="A chunked body (no Content-Length): send a Content-Length."),
+    413: OpenApiResponse(DETAIL, description="The body is larger than REQUEST_BODY_MAX_BYTES."),
+    415: OpenApiResponse(DETAIL, description="The body is neither JSON nor a form."),
+    422: OpenApiResponse(FIELD_ERRORS, description="The Idempotency-Key was already used for another endpoint."),
+    429: OpenApiResponse(DETAIL, description="Too many requests from this tenant; see Retry-After."),
+    503: OpenApiResponse(DETAIL, description="The database does not answer; retry after Retry-After seconds."),
 }
 AUTHENTICATED = (401, 403, 429)  # every endpoint that needs a tenant member
 BODY = (400, 413, 415)  # every endpoint that reads a body
 IDEMPOTENT = (400, 413, 422)  # every POST with the Idempotency-Key header
+POST = (411, 413)  # every POST: the body-limit middleware answers these before any view runs
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, POST, RETRY_AFTER_HEADER, error_responses
 from notifications.serializers import SendEmailAccepted, SendEmailInput
 from notifications.services import email_request
 
@@ -13,7 +13,7 @@ from notifications.services import email_request
 class SendEmailView(APIView):
     @extend_schema(
         request=SendEmailInput,
-        responses={202: SendEmailAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        responses={202: SendEmailAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT, *POST)},
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )
     @idempotent

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, POST, RETRY_AFTER_HEADER, error_responses
 from reports import selectors
 from reports.models import Report
 from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput, UsersBatchProcessInput
@@ -47,7 +47,7 @@ def _tenant_report_or_404(request: Request, report_id: int) -> Report:
 class ReportGenerateView(APIView):
     @extend_schema(
         request=ReportGenerateInput,
-        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT, *POST)},
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )
     @idempotent
@@ -63,7 +63,7 @@ class ReportGenerateView(APIView):
 class UsersBatchProcessView(APIView):
     @extend_schema(
         request=None,  # it needs no body
-        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        responses={202: ReportAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT, *POST)},
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )
     @idempotent

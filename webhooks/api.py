@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, POST, RETRY_AFTER_HEADER, error_responses
 from webhooks.external import external_data_request
 from webhooks.serializers import FetchExternalDataAccepted, FetchExternalDataInput
 
@@ -13,7 +13,7 @@ from webhooks.serializers import FetchExternalDataAccepted, FetchExternalDataInp
 class FetchExternalDataView(APIView):
     @extend_schema(
         request=FetchExternalDataInput,
-        responses={202: FetchExternalDataAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT)},
+        responses={202: FetchExternalDataAccepted, **error_responses(*AUTHENTICATED, *BODY, *IDEMPOTENT, *POST)},
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
         description="Fetch JSON from an allowed URL in a task. A host outside FETCH_ALLOWED_HOSTS answers 400 (url).",
     )
