@@ -172,6 +172,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Accept work, answer at once with a task id, and report its progress.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The webhook endpoint is a plain Django view (it verifies the raw body), which drf-spectacular cannot see.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webhooks.openapi.add_webhook_receive"],
 }
 
 # --- Email ------------------------------------------------------------------------------------------------------------
