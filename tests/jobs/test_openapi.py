@@ -1,6 +1,10 @@
-"""The OpenAPI document clients download (/api/schema/) lists every answer an operation can give."""
+"""The OpenAPI document clients download (/api/schema/) lists every answer an operation can give; /api/docs/ shows it
+with nothing fetched from elsewhere."""
+
+import re
 
 import pytest
+from django.contrib.staticfiles import finders
 
 pytestmark = pytest.mark.django_db
 
@@ -19,3 +23,22 @@ def test_every_post_documents_the_answers_the_body_limit_gives_before_any_view(s
     for path, operation in posts.items():
         assert {"411", "413"} <= operation["responses"].keys(), path
         assert operation["responses"]["411"]["content"]["application/json"]["schema"]["required"] == ["detail"], path
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server_alone(client, settings):
+    # Production serves collectstatic's copies (make run); tests collect nothing, so WhiteNoise serves from the finders.
+    settings.WHITENOISE_USE_FINDERS = True
+
+    page = client.get("/api/docs/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "://" not in html  # no CDN (it was cdn.jsdelivr.net, @latest): the page works offline, on a pinned version
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(url.endswith("swagger-ui-bundle.js") for url in assets), assets
+    for url in assets:
+        assert url.startswith(settings.STATIC_URL), url
+        assert finders.find(url.removeprefix(settings.STATIC_URL)), f"collectstatic would not collect {url}"
+        served = client.get(url)
+        assert served.status_code == 200, url
+        assert int(served["Content-Length"]) > 0, url
