@@ -77,8 +77,20 @@ def job_retry(*, job: Job, by_user_id: int | None) -> Job:
             new_job = job_enqueue(
                 task_name=job.task_name, kind=job.kind, tenant_id=job.tenant_id, user_id=job.user_id, kwargs=job.kwargs
             )
-    logger.info(
+    # On commit: a dry run (below) goes through here too, and must not log a retry that never happened.
+    transaction.on_commit(lambda: logger.info(
         "Job %s (%s, tenant %s) retried as %s by user %s",
         job.task_id, job.kind, job.tenant_id, new_job.task_id, by_user_id,
-    )  # fmt: skip
+    ))  # fmt: skip
     return new_job
+
+
+def job_retry_dry_run(*, job: Job) -> None:
+    """Raise JobNotRetryable exactly when job_retry would; change nothing.
+
+    It is job_retry itself (its checks and the kind's hook with its own) in a transaction that is rolled back, so the
+    answer cannot drift from a real run's; enqueueing publishes only on commit, so no message is sent either.
+    """
+    with transaction.atomic():
+        job_retry(job=job, by_user_id=None)
+        transaction.set_rollback(True)

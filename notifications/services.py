@@ -238,9 +238,13 @@ def email_retry(*, job, by_user_id: int | None):
         email.attempts = 0  # a fresh round of EMAIL_MAX_RETRIES retries
         email.job = new_job
         email.save(update_fields=["status", "error", "attempts", "job"])
-    logger.info(
-        "Email %s (tenant %s) re-queued as job %s by user %s", email.pk, email.tenant_id, new_job.task_id, by_user_id
-    )
+    # On commit: retry_failed --dry-run runs this in a transaction it rolls back.
+    transaction.on_commit(
+        lambda: logger.info(
+            "Email %s (tenant %s) re-queued as job %s by user %s",
+            email.pk, email.tenant_id, new_job.task_id, by_user_id,
+        )
+    )  # fmt: skip
     return new_job
 
 

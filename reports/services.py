@@ -234,9 +234,13 @@ def report_retry(*, job, by_user_id: int | None):
         report.attempts = 0
         report.job = new_job
         report.save(update_fields=["status", "error", "attempts", "job"])
-    logger.info(
-        "Report %s (tenant %s) re-queued as job %s by user %s", report.pk, report.tenant_id, new_job.task_id, by_user_id
-    )
+    # On commit: retry_failed --dry-run runs this in a transaction it rolls back.
+    transaction.on_commit(
+        lambda: logger.info(
+            "Report %s (tenant %s) re-queued as job %s by user %s",
+            report.pk, report.tenant_id, new_job.task_id, by_user_id,
+        )
+    )  # fmt: skip
     return new_job
 
 

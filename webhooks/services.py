@@ -191,7 +191,10 @@ def webhook_event_reprocess(*, event_id: int, user_id: int | None = None) -> Job
             user_id=user_id,
             kwargs={"event_id": event.pk},
         )
-    logger.info("Webhook event %s reprocessing as job %s (by user %s)", event.pk, job.task_id, user_id)
+    # On commit: retry_failed --dry-run runs this in a transaction it rolls back.
+    transaction.on_commit(
+        lambda: logger.info("Webhook event %s reprocessing as job %s (by user %s)", event.pk, job.task_id, user_id)
+    )
     return job
 
 

@@ -85,10 +85,56 @@ def test_retry_failed_puts_a_failed_email_back_and_it_is_sent(celery_worker, smt
 
 
 def test_retry_failed_dry_run_and_bad_since(db):
-    job = finished_job(kind="send_email", status="FAILURE")
+    job = finished_job(kind="fetch_external_data", status="FAILURE")
 
     assert f"would retry  {job.task_id}" in run("retry_failed", "--dry-run", "--since", "7d")
     assert Job.objects.count() == 1
     assert "No failed" in run("retry_failed", "--kind", "generate_report")
     with pytest.raises(CommandError, match="--since"):
         run("retry_failed", "--since", "yesterday")
+
+
+def decisions(output: str) -> dict[str, str]:
+    """retry_failed's verdicts, real or --dry-run: task id -> "retry", or the reason it is skipped."""
+    found = {}
+    for line in output.splitlines():
+        verb, _, rest = line.removeprefix("would ").partition("  ")
+        if verb in ("retry", "retried"):
+            found[rest.split()[0]] = "retry"
+        elif verb in ("skip", "skipped"):
+            found[rest.split()[0]] = rest.split(": ", 1)[1]
+    return found
+
+
+def test_retry_failed_dry_run_reports_what_the_real_run_then_does(db):
+    # given failed jobs of each sort: one to retry, one retried already, one whose email is gone, one whose email waits
+    fresh = finished_job(kind="fetch_external_data", status="FAILURE", kwargs={"url": "https://a.example/"})
+    retried = finished_job(kind="fetch_external_data", status="FAILURE", kwargs={"url": "https://b.example/"})
+    its_retry = finished_job(tenant=retried.tenant, kind="fetch_external_data", kwargs=retried.kwargs)
+    email_gone = finished_job(kind="send_email", status="FAILURE")
+    email_failed = finished_job(kind="send_email", status="FAILURE")
+    OutboundEmail.objects.create(
+        tenant=email_failed.tenant, job=email_failed, to_email="ada@example.com", subject="Hi", body="x",
+        status=OutboundEmail.Status.FAILED, error="550 No such user here", attempts=3,
+    )  # fmt: skip
+    jobs_before = set(Job.objects.values_list("task_id", flat=True))
+
+    # when an operator looks first, then runs it
+    dry = run("retry_failed", "--since", "1h", "--dry-run")
+    jobs_after_dry_run = set(Job.objects.values_list("task_id", flat=True))
+    email_after_dry_run = OutboundEmail.objects.values_list("status", "job_id").get()
+    real = run("retry_failed", "--since", "1h")
+    celery_app.control.purge()  # the real run published its retries; no worker runs here
+
+    # then the dry run named the same jobs with the same reasons, and changed nothing
+    assert decisions(dry) == decisions(real)
+    assert decisions(real) == {
+        fresh.task_id: "retry",
+        retried.task_id: f"Already retried as {its_retry.task_id}.",
+        email_gone.task_id: "Its email no longer exists.",
+        email_failed.task_id: "retry",
+    }
+    assert "2 would be retried, 2 skipped, of 4 failed job(s)" in dry and "2 retried, 2 skipped, of 4" in real
+    assert jobs_after_dry_run == jobs_before
+    assert email_after_dry_run == (OutboundEmail.Status.FAILED, email_failed.task_id)
+    assert OutboundEmail.objects.get().status == OutboundEmail.Status.QUEUED  # the real run did put it back

@@ -1,11 +1,12 @@
 import logging
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
 from jobs.ops import duration_parse, failed_jobs
-from jobs.retry import JobNotRetryable, job_retry
+from jobs.retry import JobNotRetryable, job_retry, job_retry_dry_run
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--kind", help="only jobs of this kind, e.g. send_email")
         parser.add_argument("--since", default="24h", help="failed within this long, e.g. 90m, 24h, 7d (default 24h)")
-        parser.add_argument("--dry-run", action="store_true", help="list what would be retried; change nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="list what a run would retry and skip (and why); change nothing"
+        )
 
     def handle(self, *args, kind: str | None, since: str, dry_run: bool, **options) -> None:
         try:
@@ -31,19 +34,26 @@ class Command(BaseCommand):
         if not jobs:
             self.stdout.write(f"No {what}.")
             return
-        if dry_run:
-            for job in jobs:
-                self.stdout.write(f"would retry  {job.task_id}  {job.kind}  tenant {job.tenant_id}")
-            self.stdout.write(f"{len(jobs)} {what}; nothing changed (--dry-run).")
-            return
+        # A dry run takes the real run's path, each retry rolled back, so that it reports exactly what a run would do.
+        retry = job_retry_dry_run if dry_run else partial(job_retry, by_user_id=None)
         retried, skipped = [], []
-        for job in tqdm(jobs, desc="retrying", unit="job", file=self.stderr, disable=None):
+        for job in tqdm(jobs, desc="checking" if dry_run else "retrying", unit="job", file=self.stderr, disable=None):
             try:
-                new_job = job_retry(job=job, by_user_id=None)
+                new_job = retry(job=job)
             except JobNotRetryable as exc:
                 skipped.append((job, str(exc)))
                 continue
             retried.append((job, new_job))
+        if dry_run:
+            for job, _ in retried:
+                self.stdout.write(f"would retry  {job.task_id}  {job.kind}  tenant {job.tenant_id}")
+            for job, reason in skipped:
+                self.stdout.write(f"would skip  {job.task_id}  {job.kind}: {reason}")
+            self.stdout.write(
+                f"{len(retried)} would be retried, {len(skipped)} skipped, of {len(jobs)} {what}; "
+                "nothing changed (--dry-run)."
+            )
+            return
         for job, new_job in retried:
             self.stdout.write(f"retried  {job.task_id}  {job.kind}  ->  {new_job.task_id}")
         for job, reason in skipped:
