@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from celery import states
-from django.apps import apps
-from django.db import DatabaseError, models, transaction
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -18,6 +17,7 @@ from jobs.models import Job
 from jobs.selectors import job_state, job_status
 from notifications.models import OutboundEmail
 from reports.models import Report
+from webhooks.selectors import webhook_events_processed_per_day
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ class Activity:
     until: date
     days: list[DayActivity]
     jobs_by_kind: list[dict] = field(default_factory=list)
-    webhooks_source: str = ""  # where webhook counts came from, said in the report
 
 
 def activity_period(*, days: int, now: datetime | None = None) -> tuple[date, date]:
@@ -132,7 +131,9 @@ def activity_gather(*, tenant_id: int, days: int, step: Callable[[str], None] = 
             day.emails_failed += row["n"]
     step("emails")
 
-    source = _webhook_counts(tenant_id=tenant_id, start=start, by_day=by_day)
+    for day, count in webhook_events_processed_per_day(tenant_id=tenant_id, since=start).items():
+        if day in by_day:
+            by_day[day].webhooks += count
     step("webhooks")
 
     jobs_by_kind = sorted(
@@ -142,8 +143,7 @@ def activity_gather(*, tenant_id: int, days: int, step: Callable[[str], None] = 
         ),
         key=lambda row: (-row["total"], row["kind"]),
     )
-    return Activity(since=since, until=until, days=list(by_day.values()), jobs_by_kind=jobs_by_kind,
-                    webhooks_source=source)  # fmt: skip
+    return Activity(since=since, until=until, days=list(by_day.values()), jobs_by_kind=jobs_by_kind)
 
 
 def _job_outcome(status: str | None, *, canceled: bool) -> str:
@@ -154,63 +154,3 @@ def _job_outcome(status: str | None, *, canceled: bool) -> str:
     if status == states.FAILURE:
         return "failed"
     return "other"
-
-
-def _webhook_counts(*, tenant_id: int, start: datetime, by_day: dict[date, DayActivity]) -> str:
-    """Count processed webhook events per day; say where the numbers came from.
-
-    The webhooks app is optional here: when it has a model that records the tenant and a timestamp, its rows are
-    counted; otherwise the tenant's webhook-processing jobs stand in for them.
-    """
-    model, time_field = _webhook_event_model()
-    if model is not None:
-        try:
-            with transaction.atomic():  # a savepoint: a missing table must not poison the caller's transaction
-                rows = list(
-                    model.objects.filter(tenant_id=tenant_id, **{f"{time_field}__gte": start})
-                    .annotate(day=TruncDate(time_field))
-                    .values("day")
-                    .annotate(n=Count("pk"))
-                )
-            source = f"{model._meta.verbose_name_plural} ({time_field.replace('_', ' ')})"
-        except DatabaseError:
-            logger.warning("Webhook events of tenant %s unreadable; counting webhook jobs instead", tenant_id)
-            model = None
-    if model is None:
-        rows = list(
-            Job.objects.filter(tenant_id=tenant_id, accepted_at__gte=start, result__status=states.SUCCESS)
-            .filter(models.Q(kind__startswith="webhook") | models.Q(kind__startswith="process_webhook"))
-            .annotate(day=TruncDate("accepted_at"))
-            .values("day")
-            .annotate(n=Count("pk"))
-        )
-        source = "webhook jobs that succeeded"
-    for row in rows:
-        day = by_day.get(row["day"])
-        if day is not None:
-            day.webhooks += row["n"]
-    return source
-
-
-WEBHOOK_TIME_FIELDS = ("processed_at", "received_at", "created_at")
-
-
-def _webhook_event_model() -> tuple[type[models.Model] | None, str]:
-    """The webhooks app's event model when it has a tenant and a timestamp; (None, "") otherwise."""
-    try:
-        config = apps.get_app_config("webhooks")
-    except LookupError:
-        return None, ""
-    candidates = []
-    for model in config.get_models():
-        names = {f.name: f for f in model._meta.get_fields() if getattr(f, "concrete", False)}
-        tenant = names.get("tenant")
-        if tenant is None or not tenant.is_relation or tenant.related_model._meta.label != "accounts.Tenant":
-            continue
-        candidates.append((model, names))
-    # The most telling timestamp wins: an event model's processed_at over, say, a source's created_at.
-    for time_field in WEBHOOK_TIME_FIELDS:
-        for model, names in candidates:
-            if isinstance(names.get(time_field), models.DateTimeField):
-                return model, time_field
-    return None, ""

@@ -1,8 +1,9 @@
 """Reads for the webhooks app."""
 
-from datetime import datetime
+from datetime import date, datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from webhooks.models import WebhookEvent, WebhookSource
@@ -25,3 +26,18 @@ def webhook_source_secrets(*, source: WebhookSource) -> list[str]:
 def webhook_events_for_tenant(*, tenant_id: int, since: datetime) -> QuerySet[WebhookEvent]:
     """The events about a tenant received since ``since``, newest first (for activity reports)."""
     return WebhookEvent.objects.filter(tenant_id=tenant_id, received_at__gte=since).select_related("source")
+
+
+def webhook_events_processed_per_day(*, tenant_id: int, since: datetime) -> dict[date, int]:
+    """How many of the tenant's events were processed each day since ``since`` (by processed_at), for activity reports.
+
+    Only events whose effect was applied: ignored ones (a type nothing handles) and failed ones also have a
+    processed_at, but a reader of "webhooks processed" does not count them.
+    """
+    rows = (
+        WebhookEvent.objects.filter(tenant_id=tenant_id, status=WebhookEvent.Status.PROCESSED, processed_at__gte=since)
+        .annotate(day=TruncDate("processed_at"))
+        .values("day")
+        .annotate(n=Count("pk"))
+    )
+    return {row["day"]: row["n"] for row in rows}
