@@ -64,8 +64,8 @@ class ReportOutput(serializers.ModelSerializer):
     def get_status(self, report: Report) -> str:
         return report_state(report=report)[0]
 
-    def get_error(self, report: Report) -> str:
-        return report_state(report=report)[1]
+    def get_error(self, report: Report) -> str | None:
+        return report_state(report=report)[1] or None  # null when there is none, as a task's error
 
     def get_download_url(self, report: Report) -> str | None:
         return report_download_path(report) if report.status == Report.Status.COMPLETED else None

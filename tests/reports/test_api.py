@@ -74,6 +74,18 @@ def test_a_canceled_report_answers_its_download_as_failed_not_as_not_ready_yet(a
     assert download.json()["detail"] == "The report failed: Canceled."
 
 
+def test_error_is_null_until_the_report_fails_then_says_why_like_a_tasks(api):
+    report_id = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()["report_id"]
+
+    assert api.get(f"/api/reports/{report_id}/").json()["error"] is None
+    assert api.get("/api/reports/").json()[0]["error"] is None
+
+    Report.objects.filter(pk=report_id).update(status=Report.Status.FAILED, error="The disk is full.")
+
+    assert api.get(f"/api/reports/{report_id}/").json()["error"] == "The disk is full."
+    assert api.get("/api/reports/").json()[0]["error"] == "The disk is full."
+
+
 def test_a_completed_report_downloads_as_a_pdf(api, completed_report):
     detail = api.get(f"/api/reports/{completed_report.pk}/").json()
     assert detail["status"] == "completed"
