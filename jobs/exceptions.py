@@ -15,6 +15,28 @@ logger = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+# SQLSTATE classes of a server that is away, not of a statement that went wrong: connection exceptions (08),
+# shutdown or restart (57P01-57P03), too many connections (53300). A statement timeout, a full disk or a missing
+# table stay 500s with their traceback: retrying will not help, and someone should be told.
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+UNAVAILABLE_SQLITE_MESSAGES = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """True when ``exc`` says the database could not be reached or is not taking work right now."""
+    if isinstance(exc, InterfaceError):
+        return True  # the connection is closed or broken
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    if type(cause).__module__.startswith("sqlite3"):
+        return str(cause).lower().startswith(UNAVAILABLE_SQLITE_MESSAGES)
+    return True  # no answer from a server at all: refused, timed out, reset
+
+
 def api_exception_handler(exc, context):
     """DRF's handler, plus JSON answers for the body limits Django enforces while the body is read and a 503 while
     the database does not answer."""
@@ -24,7 +46,7 @@ def api_exception_handler(exc, context):
         # Django's own answer would be its HTML "Bad Request" page.
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return Response({"detail": f"Too many form fields; the limit is {limit}."}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, OperationalError | InterfaceError):
+    if database_unavailable(exc):
         # Down, restarting or out of connections: the client should retry, and one line per request is enough to log.
         request = context["request"]
         reason = " ".join(str(exc).split()) or type(exc).__name__  # psycopg's messages run over several lines

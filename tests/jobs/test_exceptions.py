@@ -5,9 +5,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 
-from jobs.exceptions import DATABASE_RETRY_AFTER_SECONDS
+from jobs.exceptions import DATABASE_RETRY_AFTER_SECONDS, database_unavailable
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the test closes the connection, so no test transaction
@@ -59,3 +59,25 @@ def test_the_api_answers_again_once_the_database_is_back(api, tmp_path):
         assert api.get("/api/reports/").status_code == 503
 
     assert api.get("/api/reports/").status_code == 200
+
+
+def real_error_of_a_statement_gone_wrong() -> Exception:
+    """What the driver raises, through Django, for a statement that fails on a database that is up."""
+    sql = (
+        "SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)"
+        if connection.vendor == "postgresql"
+        else ("SELECT * FROM no_such_table")
+    )
+    with pytest.raises(OperationalError) as caught, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    return caught.value
+
+
+def test_a_statement_that_fails_on_a_database_that_is_up_is_not_called_unavailable(tmp_path):
+    # a statement timeout (PostgreSQL) or a missing table (SQLite): a 500 with its traceback, not "retry in 5 s"
+    assert database_unavailable(real_error_of_a_statement_gone_wrong()) is False
+
+    # while the server itself cannot be reached, it is
+    with database_unreachable(tmp_path), pytest.raises(OperationalError) as caught:
+        connection.ensure_connection()
+    assert database_unavailable(caught.value) is True
