@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from celery import current_app, states
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from kombu.exceptions import KombuError
@@ -140,11 +140,20 @@ def job_publish(*, job: Job) -> bool:
     except BROKER_ERRORS:
         logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
         return False
-    with connection.cursor() as cursor:  # written out: once per job, on the enqueue hot path
-        cursor.execute(
-            f"UPDATE {Job._meta.db_table} SET published_at = %s, publish_count = publish_count + 1 WHERE id = %s",
-            [Job._meta.get_field("published_at").get_db_prep_save(timezone.now(), connection), job.pk],
-        )
+    try:
+        with connection.cursor() as cursor:  # written out: once per job, on the enqueue hot path
+            cursor.execute(
+                f"UPDATE {Job._meta.db_table} SET published_at = %s, publish_count = publish_count + 1 WHERE id = %s",
+                [Job._meta.get_field("published_at").get_db_prep_save(timezone.now(), connection), job.pk],
+            )
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise  # the relay's transaction: it cannot go on, and rolls back its marks
+        # After the enqueue's commit: the job is accepted and in the broker, so the request must not fail (a client
+        # would send it again). Left unmarked, the relay publishes it once more; the task's status guard makes that
+        # harmless.
+        logger.warning("Job %s (tenant %s) published but not marked so; the relay will publish it again",
+                       job.task_id, job.tenant_id, exc_info=True)  # fmt: skip
     return True
 
 

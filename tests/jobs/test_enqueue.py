@@ -1,6 +1,7 @@
 """The one way work reaches the broker: written with the caller's transaction, published after commit, relayed."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -8,6 +9,7 @@ from django_celery_results.models import TaskResult
 
 from config.celery import app as celery_app
 from jobs.models import Job
+from jobs.services import jobs_publish_pending
 from jobs.tasks import publish_unpublished_jobs
 from notifications.models import OutboundEmail
 from notifications.services import email_request
@@ -187,3 +189,60 @@ def test_task_ids_are_time_ordered_uuid7_so_new_ones_append_to_their_indexes():
     assert spaced == sorted(spaced)
     assert burst[0][:13] <= burst[-1][:13]  # the millisecond part never goes back
     assert len(set(burst)) == len(burst)
+
+
+@pytest.fixture
+def published_mark_fails():
+    """The database refuses the "published" mark (a failover between the commit and that UPDATE, say); calling the
+    fixture's value lets it through again."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        refuse = [
+            "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the database went away'; END $$",
+            "CREATE TRIGGER refuse_mark BEFORE UPDATE OF published_at ON jobs_job "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_mark()",
+        ]
+        allow = ["DROP TRIGGER IF EXISTS refuse_mark ON jobs_job", "DROP FUNCTION IF EXISTS refuse_mark()"]
+    else:
+        refuse = [
+            "CREATE TRIGGER refuse_mark BEFORE UPDATE OF published_at ON jobs_job "
+            "BEGIN SELECT RAISE(ABORT, 'the database went away'); END"
+        ]
+        allow = ["DROP TRIGGER IF EXISTS refuse_mark"]
+
+    def run(statements: list[str]) -> None:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+
+    run(refuse)
+    yield lambda: run(allow)
+    run(allow)
+
+
+def test_a_failed_published_mark_still_answers_202_and_the_relay_publishes_the_job_again(api, published_mark_fails):
+    celery_app.control.purge()
+
+    # when an email is requested and the mark after its publish fails
+    response = api.post("/api/send-email/", EMAIL, format="json")
+
+    # then the client is told it was accepted (it was: committed and in the broker), not asked to send it again
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(task_id=response.json()["task_id"])
+    assert (job.published_at, job.publish_count) == (None, 0)
+    assert queued("default") == 1
+
+    # and once the database takes the mark again, the relay publishes the job once more (its task's status guard
+    # makes the second delivery harmless) and marks it
+    published_mark_fails()
+    assert jobs_publish_pending(grace=timedelta(0)) == 1
+    job.refresh_from_db()
+    assert job.published_at is not None and job.publish_count == 1
+    assert queued("default") == 2
+
+
+def queued(queue: str) -> int:
+    with celery_app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue, passive=True).message_count
