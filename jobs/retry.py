@@ -22,7 +22,8 @@ from jobs.services import job_enqueue
 logger = logging.getLogger(__name__)
 
 # kind (or "prefix*") -> dotted path of ``hook(*, job: Job, by_user_id: int | None) -> Job`` returning the new job;
-# settings.JOBS_RETRY_HOOKS adds to or overrides these.
+# settings.JOBS_RETRY_HOOKS adds to or overrides these. A hook runs in ``retry_failed --dry-run`` too, in a transaction
+# that is rolled back: anything it does outside the database (files, Redis, messages) must wait for on_commit.
 DEFAULT_RETRY_HOOKS = {
     "send_email": "notifications.services.email_retry",
     "report_*": "reports.services.report_retry",

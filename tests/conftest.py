@@ -69,6 +69,14 @@ def api(tenant_user) -> APIClient:
     return client_for(tenant_user)
 
 
+@pytest.fixture
+def schema(client) -> dict:
+    """The OpenAPI document as a client downloads it."""
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")

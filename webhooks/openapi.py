@@ -46,8 +46,8 @@ PARAMETERS = [
         "name": TIMESTAMP_HEADER,
         "schema": {"type": "integer"},
         "required": True,
-        "description": "When it was sent, in Unix seconds; more than WEBHOOKS_TIMESTAMP_TOLERANCE_SECONDS (300) off "
-        "answers 401.",
+        "description": "When it was sent, in Unix seconds; further off than WEBHOOKS_TIMESTAMP_TOLERANCE_SECONDS "
+        "(default 300) answers 401.",
     },
     {
         "in": "header",

@@ -9,13 +9,6 @@ from django.contrib.staticfiles import finders
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def schema(client) -> dict:
-    response = client.get("/api/schema/", {"format": "json"})
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 def test_every_post_documents_the_answers_the_body_limit_gives_before_any_view(schema):
     posts = {path: item["post"] for path, item in schema["paths"].items() if "post" in item}
 

@@ -1,5 +1,6 @@
 """queue_status and retry_failed against a live worker, Redis and SMTP server."""
 
+import logging
 import time
 from io import StringIO
 
@@ -8,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from config.celery import app as celery_app
 from jobs.models import Job
+from jobs.ops import queue_depths
 from notifications.models import OutboundEmail
 from tests.conftest import wait_for_status
 from tests.schedules.conftest import finished_job
@@ -106,7 +108,7 @@ def decisions(output: str) -> dict[str, str]:
     return found
 
 
-def test_retry_failed_dry_run_reports_what_the_real_run_then_does(db):
+def test_retry_failed_dry_run_reports_what_the_real_run_then_does(transactional_db, caplog):
     # given failed jobs of each sort: one to retry, one retried already, one whose email is gone, one whose email waits
     fresh = finished_job(kind="fetch_external_data", status="FAILURE", kwargs={"url": "https://a.example/"})
     retried = finished_job(kind="fetch_external_data", status="FAILURE", kwargs={"url": "https://b.example/"})
@@ -118,12 +120,21 @@ def test_retry_failed_dry_run_reports_what_the_real_run_then_does(db):
         status=OutboundEmail.Status.FAILED, error="550 No such user here", attempts=3,
     )  # fmt: skip
     jobs_before = set(Job.objects.values_list("task_id", flat=True))
+    celery_app.control.purge()
 
-    # when an operator looks first, then runs it
-    dry = run("retry_failed", "--since", "1h", "--dry-run")
+    # when an operator looks first (committed transactions: what it would publish after a commit would go now), then
+    # runs it
+    with caplog.at_level(logging.INFO):
+        dry = run("retry_failed", "--since", "1h", "--dry-run")
     jobs_after_dry_run = set(Job.objects.values_list("task_id", flat=True))
     email_after_dry_run = OutboundEmail.objects.values_list("status", "job_id").get()
-    real = run("retry_failed", "--since", "1h")
+    queued_after_dry_run = sum(queue_depths().values())
+    logged_by_dry_run = [r.getMessage() for r in caplog.records if "retried as" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        real = run("retry_failed", "--since", "1h")
+    logged_by_real_run = [r.getMessage() for r in caplog.records if "retried as" in r.getMessage()]
+    queued_after_real_run = sum(queue_depths().values())
     celery_app.control.purge()  # the real run published its retries; no worker runs here
 
     # then the dry run named the same jobs with the same reasons, and changed nothing
@@ -136,5 +147,7 @@ def test_retry_failed_dry_run_reports_what_the_real_run_then_does(db):
     }
     assert "2 would be retried, 2 skipped, of 4 failed job(s)" in dry and "2 retried, 2 skipped, of 4" in real
     assert jobs_after_dry_run == jobs_before
+    assert (queued_after_dry_run, queued_after_real_run) == (0, 2)  # the dry run published nothing
+    assert (logged_by_dry_run, len(logged_by_real_run)) == ([], 2)  # nor logged a retry that did not happen
     assert email_after_dry_run == (OutboundEmail.Status.FAILED, email_failed.task_id)
     assert OutboundEmail.objects.get().status == OutboundEmail.Status.QUEUED  # the real run did put it back

@@ -7,13 +7,6 @@ from tests.webhooks.conftest import post_delivery, renewal, sign_delivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def schema(client) -> dict:
-    response = client.get("/api/schema/", {"format": "json"})
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 def test_the_webhook_endpoint_is_documented_with_every_answer_and_the_signature_headers(schema):
     operation = schema["paths"]["/api/webhooks/{source}/"]["post"]
 

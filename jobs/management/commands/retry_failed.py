@@ -21,7 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--kind", help="only jobs of this kind, e.g. send_email")
         parser.add_argument("--since", default="24h", help="failed within this long, e.g. 90m, 24h, 7d (default 24h)")
         parser.add_argument(
-            "--dry-run", action="store_true", help="list what a run would retry and skip (and why); change nothing"
+            "--dry-run",
+            action="store_true",
+            help="list what a run would retry and skip (and why); change nothing. It runs the retry in a transaction "
+            "it rolls back, so it needs write access and briefly locks each job's rows",
         )
 
     def handle(self, *args, kind: str | None, since: str, dry_run: bool, **options) -> None:
