@@ -129,9 +129,7 @@ def test_network_errors_are_retried_too(celery_worker, api, settings):
         ((200, {}, json.dumps({"blob": "x" * 5000}).encode()), "The response is larger than 1000 bytes."),
     ],
 )
-def test_answers_that_retrying_cannot_fix_fail_at_once(
-    celery_worker, json_server, api, settings, caplog, reply, error
-):
+def test_answers_that_retrying_cannot_fix_fail_at_once(celery_worker, json_server, api, settings, caplog, reply, error):
     settings.FETCH_MAX_BYTES = 1000
     json_server.replies = [reply]
 
