@@ -268,6 +268,9 @@ JOBS_MAX_CRASH_REDELIVERIES = env.int("JOBS_MAX_CRASH_REDELIVERIES", default=3)
 # A job that finds the database down retries: 5 s, 10 s, 20 s … (capped at 5 min), 8 times — about 20 minutes.
 JOBS_DB_RETRY_BASE_DELAY = env.float("JOBS_DB_RETRY_BASE_DELAY", default=5.0)
 JOBS_DB_MAX_RETRIES = env.int("JOBS_DB_MAX_RETRIES", default=8)
+# Web processes keep the user behind each API token and each task's status in memory, dropped when a writer publishes
+# an invalidation (jobs.localcache); this is the longest an entry lives if a write somehow bypasses that. 0: no cache.
+JOBS_LOCAL_CACHE_SECONDS = env.int("JOBS_LOCAL_CACHE_SECONDS", default=30)
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 LOGGING = {

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
+from jobs.localcache import invalidate
 from jobs.models import Job
 
 # Written on every state; date_created only when the row is new, date_started only with STARTED.
@@ -91,7 +92,12 @@ class UpsertDatabaseBackend(DatabaseBackend):
         else:
             with connection.cursor() as cursor:
                 cursor.execute(self._sql(connection, "started" if started else "state"), params)
+        invalidate("status", task_id)  # web processes keep statuses in memory (jobs.localcache)
         return encoded
+
+    def cleanup(self):
+        super().cleanup()
+        invalidate("status")
 
     def _runs_a_job(self, request) -> bool:
         if request is None or getattr(request, "is_eager", False):

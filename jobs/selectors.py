@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_celery_results.models import TaskResult
 
+from jobs.localcache import local_cache
 from jobs.models import Job
 
 FINAL_STATES = frozenset(states.READY_STATES)  # SUCCESS, FAILURE, REVOKED
@@ -19,8 +20,8 @@ ERROR_MAX_CHARS = 300
 # The status endpoint's whole read, written out: the ORM spends about 1 ms of Python building this join and its model
 # instances on every poll, for six values (bench/: 1.7 ms against 0.5 ms per lookup).
 _STATUS_SQL = (
-    f"SELECT j.task_id, j.kind, j.accepted_at, j.canceled_at, r.status, r.result FROM {Job._meta.db_table} j "
-    f"LEFT JOIN {TaskResult._meta.db_table} r ON r.task_id = j.task_id WHERE j.tenant_id = %s AND j.task_id = %s"
+    f"SELECT j.tenant_id, j.task_id, j.kind, j.accepted_at, j.canceled_at, r.status, r.result "
+    f"FROM {Job._meta.db_table} j LEFT JOIN {TaskResult._meta.db_table} r ON r.task_id = j.task_id WHERE j.task_id = %s"
 )
 
 
@@ -36,17 +37,27 @@ def job_get(*, tenant_id: int, task_id: str) -> Job | None:
 
 
 def job_status_get(*, tenant_id: int, task_id: str) -> dict | None:
-    """The public status of the tenant's job with this id, in one narrow query; None if it is not the tenant's."""
+    """The public status of the tenant's job with this id, in one narrow query or from the process's cache; None if
+    it is not the tenant's."""
     if not _possible_task_id(task_id):
         return None
+    cached = local_cache.get_or_load("status", task_id, lambda: _status_load(task_id))
+    if cached is None or cached[0] != tenant_id:
+        return None  # another tenant's job answers exactly as one that does not exist
+    return dict(cached[1])  # the caller's own copy of the kept answer
+
+
+def _status_load(task_id: str) -> tuple[int, dict] | None:
+    """(tenant id, public status) of the job with this id, whichever tenant's: what the process's cache keeps under
+    the task id, which every write of the job's state invalidates (jobs.results)."""
     with connection.cursor() as cursor:
-        cursor.execute(_STATUS_SQL, [tenant_id, task_id])
+        cursor.execute(_STATUS_SQL, [task_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    task_id, kind, accepted_at, canceled_at, result_status, result_payload = row
+    tenant_id, task_id, kind, accepted_at, canceled_at, result_status, result_payload = row
     job = Job(task_id=task_id, kind=kind, accepted_at=_datetime(accepted_at), canceled_at=canceled_at)
-    return _status(job=job, result_status=result_status, result_payload=result_payload)
+    return tenant_id, _status(job=job, result_status=result_status, result_payload=result_payload)
 
 
 def _datetime(value: datetime | str) -> datetime:

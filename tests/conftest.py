@@ -300,10 +300,17 @@ def worker_process(transactional_db, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_api_throttle():
-    """Each test starts with the tenant API budgets untouched (tenant ids repeat across test databases)."""
+    """Each test starts with the tenant API budgets untouched (tenant ids repeat across test databases), and with
+    nothing in this process's cache of tokens and statuses (rows of a rolled-back test may come back with its ids)."""
     import redis
     from django.conf import settings
 
+    from accounts.throttling import _leases
+    from jobs.localcache import local_cache
+
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(match=":1:throttle_*"):
-        client.delete(key)
+    for pattern in (":1:throttle_*", "throttle:*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+    _leases.clear()
+    local_cache.reset()

@@ -1,0 +1,171 @@
+"""The per-process cache of tokens and statuses (jobs.localcache): a hit costs no query, and a change made anywhere,
+by any process, is seen by the next request; with its invalidations out of reach the cache steps aside."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from celery import states
+from django.db import transaction
+from redis.exceptions import RedisError
+
+from jobs.localcache import local_cache
+from jobs.models import Job
+from jobs.redis_client import redis_client
+from jobs.services import job_new_id
+from tests.conftest import PROJECT_DIR, client_for, subprocess_env
+from tests.factories import TenantFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # what a web process does: no transaction around a request
+
+
+@pytest.fixture(autouse=True)
+def _entries_never_expire(settings):
+    """Nothing here may pass because an entry merely expired."""
+    settings.JOBS_LOCAL_CACHE_SECONDS = 3600
+
+
+@pytest.fixture
+def user():
+    return UserFactory(tenant=TenantFactory(name="Acme"))
+
+
+def job_of(user) -> Job:
+    return Job.objects.create(task_id=job_new_id(), tenant_id=user.tenant_id, kind="send_email", task_name="t")
+
+
+def in_another_process(code: str) -> None:
+    """Run Django code in a separate Python process on this test's database and Redis."""
+    script = f"import django; django.setup()\n{code}"
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=subprocess_env(), check=True, timeout=60)
+
+
+def test_a_repeated_poll_makes_no_query(user, django_assert_num_queries):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+    with django_assert_num_queries(0):
+        assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+
+def test_a_state_written_by_another_process_is_seen_by_the_next_poll(user):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+    in_another_process(
+        "from celery import current_app\n"
+        f"current_app.backend.store_result({job.task_id!r}, {{'sent': True}}, 'SUCCESS')"
+    )
+
+    body = api.get(f"/api/tasks/{job.task_id}/").json()
+    assert (body["status"], body["result"]) == (states.SUCCESS, {"sent": True})
+
+
+def test_a_token_deleted_by_another_process_is_refused_at_once(user):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").status_code == 200
+
+    in_another_process(
+        f"from rest_framework.authtoken.models import Token\nToken.objects.filter(user_id={user.pk}).delete()"
+    )
+
+    assert api.get(f"/api/tasks/{job.task_id}/").status_code == 401
+
+
+def test_a_deactivated_user_is_refused_at_once(user):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").status_code == 200
+
+    user.is_active = False
+    user.save()
+
+    assert api.get(f"/api/tasks/{job.task_id}/").status_code == 401
+
+
+def test_a_cancel_is_seen_at_once(user):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+    assert api.post(f"/api/tasks/{job.task_id}/cancel/").status_code == 202
+
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.REVOKED
+
+
+def test_a_status_kept_for_one_tenant_is_not_shown_to_another(user):
+    job = job_of(user)
+    assert client_for(user).get(f"/api/tasks/{job.task_id}/").status_code == 200
+
+    other = client_for(UserFactory(tenant=TenantFactory(name="Globex")))
+    assert other.get(f"/api/tasks/{job.task_id}/").status_code == 404
+
+
+def test_what_is_read_inside_a_transaction_that_rolls_back_is_not_kept(user):
+    api = client_for(user)
+    task_id = job_new_id()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Job.objects.create(task_id=task_id, tenant_id=user.tenant_id, kind="send_email", task_name="t")
+        assert api.get(f"/api/tasks/{task_id}/").status_code == 200
+        raise RuntimeError("roll back")
+
+    assert api.get(f"/api/tasks/{task_id}/").status_code == 404
+
+
+def test_with_its_subscription_broken_the_cache_reads_the_database(user):
+    """Invalidations sent while the subscription is down are lost: what was kept before must not be served."""
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+    host, port = local_cache._pubsub.connection._sock.getsockname()[:2]
+    redis_client().client_kill(f"{host}:{port}")  # Redis drops our subscriber
+
+    # Written behind the cache's back, as by a process whose message nobody received.
+    Job.objects.filter(pk=job.pk).update(canceled_at="2026-01-01T00:00:00Z")
+
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.REVOKED
+
+
+def test_while_redis_is_out_of_reach_nothing_is_kept(user, monkeypatch):
+    api, job = client_for(user), job_of(user)
+    local_cache.reset()
+
+    def unreachable(*args, **kwargs):
+        raise RedisError("Connection refused")
+
+    monkeypatch.setattr(type(redis_client().pubsub()), "subscribe", unreachable)
+    local_cache._retry_at = 0.0
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+    assert local_cache._pubsub is None
+
+    Job.objects.filter(pk=job.pk).update(canceled_at="2026-01-01T00:00:00Z")  # nobody would hear of it
+
+    local_cache._retry_at = 0.0
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.REVOKED
+
+
+def test_a_read_that_raced_an_invalidation_is_not_kept(user):
+    """A value loaded from the database while an invalidation for it was taken is not stored."""
+    job = job_of(user)
+
+    def load_while_another_thread_invalidates():
+        local_cache.forget("status", job.task_id)  # what taking a message does
+        return ("stale",)
+
+    assert local_cache.get_or_load("status", job.task_id, load_while_another_thread_invalidates) == ("stale",)
+    assert local_cache.get_or_load("status", job.task_id, lambda: ("fresh",)) == ("fresh",)
+
+
+def test_entries_expire(user, settings):
+    settings.JOBS_LOCAL_CACHE_SECONDS = 1
+    assert local_cache.get_or_load("test", "k", lambda: ("first",)) == ("first",)
+    assert local_cache.get_or_load("test", "k", lambda: ("second",)) == ("first",)
+    time.sleep(1.1)
+    assert local_cache.get_or_load("test", "k", lambda: ("second",)) == ("second",)
+
+
+def test_a_cache_of_zero_seconds_is_no_cache(user, settings, django_assert_num_queries):
+    settings.JOBS_LOCAL_CACHE_SECONDS = 0
+    api, job = client_for(user), job_of(user)
+    api.get(f"/api/tasks/{job.task_id}/")
+
+    with django_assert_num_queries(2):  # the token's user, the status
+        api.get(f"/api/tasks/{job.task_id}/")
