@@ -37,7 +37,7 @@ from jobs.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "jobs:localcache:invalidate"
+CHANNEL = "jobs:localcache:invalidate:db{db}"  # Redis's channels span its databases; the name keeps ours apart
 MAX_ENTRIES = 10_000  # per namespace; a full namespace starts over
 RECONNECT_SECONDS = 1.0  # while Redis is down, try to subscribe again at most this often
 
@@ -127,7 +127,7 @@ class LocalCache:
             return False
         pubsub = _subscriber_client().pubsub()
         try:
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(_channel())
             confirmed = pubsub.get_message(timeout=1.0)  # messages are delivered only once this arrives
             if confirmed is None or confirmed["type"] != "subscribe":
                 raise RedisError("no subscription confirmation")
@@ -169,6 +169,10 @@ class LocalCache:
 local_cache = LocalCache()
 
 
+def _channel() -> str:
+    return CHANNEL.format(db=redis_client().get_connection_kwargs().get("db", 0))
+
+
 @cache
 def _subscriber_client() -> redis.Redis:
     """A client of its own for the subscription, which must fail rather than quietly reconnect (see above)."""
@@ -188,7 +192,7 @@ def invalidate(namespace: str, key: str | None = None) -> None:
 def _forget_and_publish(message: str) -> None:
     local_cache._apply(message)
     try:
-        redis_client().publish(CHANNEL, message)
+        redis_client().publish(_channel(), message)
     except (RedisError, OSError):
         # Redis is then most likely out of reach of the subscribers too, and a broken subscription empties its
         # cache; at worst, an entry lives JOBS_LOCAL_CACHE_SECONDS.

@@ -1,3 +1,4 @@
+import contextlib
 import shutil
 import subprocess
 import time
@@ -5,6 +6,8 @@ import time
 import pytest
 import redis
 
+from jobs.localcache import _subscriber_client, local_cache
+from jobs.redis_client import redis_client
 from tests.conftest import broker_at, free_port
 
 
@@ -47,14 +50,33 @@ class RedisServer:
 
 
 @pytest.fixture
-def private_redis(tmp_path):
-    """A private Redis as the broker of this test: for the test's own publishers now, for workers started with
-    ``TEST_REDIS_URL=private_redis.url``."""
+def private_redis(tmp_path, settings):
+    """A private Redis as the broker and the Redis of this test: for the test's own publishers, throttle and cache
+    invalidations now, for workers started with ``TEST_REDIS_URL=private_redis.url``: one Redis for every process,
+    as in a deployment."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     server = RedisServer(tmp_path).start()
     try:
-        with broker_at(server.url):
+        with broker_at(server.url), redis_at(server.url, settings):
             yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def redis_at(url: str, settings):
+    """Point this process's REDIS_URL clients (throttle, rate limits, the local cache's subscription) at ``url``."""
+
+    def switch(to: str) -> None:
+        settings.REDIS_URL = to
+        redis_client.cache_clear()
+        _subscriber_client.cache_clear()
+        local_cache.reset()
+
+    original = settings.REDIS_URL
+    switch(url)
+    try:
+        yield
+    finally:
+        switch(original)
