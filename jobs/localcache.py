@@ -38,7 +38,7 @@ from jobs.redis_client import redis_client
 logger = logging.getLogger(__name__)
 
 CHANNEL = "jobs:localcache:invalidate:db{db}"  # Redis's channels span its databases; the name keeps ours apart
-MAX_ENTRIES = 10_000  # per namespace; a full namespace starts over
+MAX_ENTRIES = 5_000  # per namespace; a full namespace starts over
 RECONNECT_SECONDS = 1.0  # while Redis is down, try to subscribe again at most this often
 
 
@@ -55,8 +55,11 @@ class LocalCache:
         self._epoch = 0
         self._retry_at = 0.0
 
-    def get_or_load(self, namespace: str, key: Hashable, load: Callable[[], object]) -> object:
-        """The cached value, or ``load()``'s (kept unless it is None, the cache is down or a transaction is open)."""
+    def get_or_load(
+        self, namespace: str, key: Hashable, load: Callable[[], object], keep: Callable[[object], bool] = bool
+    ) -> object:
+        """The cached value, or ``load()``'s: kept if ``keep(value)`` (by default, if it is not None), unless the
+        cache is down or a transaction is open."""
         max_age = settings.JOBS_LOCAL_CACHE_SECONDS
         if not max_age:
             return load()
@@ -67,7 +70,7 @@ class LocalCache:
                 if entry is not None and entry[0] > time.monotonic():
                     return entry[1]
         value = load()
-        if value is None or epoch is None or connection.in_atomic_block:
+        if epoch is None or connection.in_atomic_block or not keep(value):
             return value
         with self._lock:
             if self._epoch == epoch and self._pubsub is not None:

@@ -15,6 +15,7 @@ from jobs.models import Job
 FINAL_STATES = frozenset(states.READY_STATES)  # SUCCESS, FAILURE, REVOKED
 PROGRESS = "PROGRESS"  # the custom state of tasks that report how far they are
 ERROR_MAX_CHARS = 300
+CACHED_RESULT_MAX_CHARS = 4096  # a larger result (fetched data, say) is read from the database on every poll
 
 
 # The status endpoint's whole read, written out: the ORM spends about 1 ms of Python building this join and its model
@@ -41,15 +42,19 @@ def job_status_get(*, tenant_id: int, task_id: str) -> dict | None:
     it is not the tenant's."""
     if not _possible_task_id(task_id):
         return None
-    cached = local_cache.get_or_load("status", task_id, lambda: _status_load(task_id))
+    cached = local_cache.get_or_load("status", task_id, lambda: _status_load(task_id), keep=_worth_keeping)
     if cached is None or cached[0] != tenant_id:
         return None  # another tenant's job answers exactly as one that does not exist
     return dict(cached[1])  # the caller's own copy of the kept answer
 
 
-def _status_load(task_id: str) -> tuple[int, dict] | None:
-    """(tenant id, public status) of the job with this id, whichever tenant's: what the process's cache keeps under
-    the task id, which every write of the job's state invalidates (jobs.results)."""
+def _worth_keeping(loaded: tuple[int, dict, int] | None) -> bool:
+    return loaded is not None and loaded[2] <= CACHED_RESULT_MAX_CHARS
+
+
+def _status_load(task_id: str) -> tuple[int, dict, int] | None:
+    """(tenant id, public status, length of the stored result) of the job with this id, whichever tenant's: what the
+    process's cache keeps under the task id, which every write of the job's state invalidates (jobs.results)."""
     with connection.cursor() as cursor:
         cursor.execute(_STATUS_SQL, [task_id])
         row = cursor.fetchone()
@@ -57,7 +62,8 @@ def _status_load(task_id: str) -> tuple[int, dict] | None:
         return None
     tenant_id, task_id, kind, accepted_at, canceled_at, result_status, result_payload = row
     job = Job(task_id=task_id, kind=kind, accepted_at=_datetime(accepted_at), canceled_at=canceled_at)
-    return tenant_id, _status(job=job, result_status=result_status, result_payload=result_payload)
+    status = _status(job=job, result_status=result_status, result_payload=result_payload)
+    return tenant_id, status, len(result_payload or "")
 
 
 def _datetime(value: datetime | str) -> datetime:

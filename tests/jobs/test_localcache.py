@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from celery import states
+from celery import current_app, states
 from django.db import transaction
 from redis.exceptions import RedisError
 
@@ -168,4 +168,13 @@ def test_a_cache_of_zero_seconds_is_no_cache(user, settings, django_assert_num_q
     api.get(f"/api/tasks/{job.task_id}/")
 
     with django_assert_num_queries(2):  # the token's user, the status
+        api.get(f"/api/tasks/{job.task_id}/")
+
+
+def test_a_large_result_is_not_kept_in_memory(user, django_assert_num_queries):
+    api, job = client_for(user), job_of(user)
+    current_app.backend.store_result(job.task_id, {"rows": "x" * 10_000}, states.SUCCESS)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["result"] == {"rows": "x" * 10_000}
+
+    with django_assert_num_queries(1):  # the token's user is kept, the status is read again
         api.get(f"/api/tasks/{job.task_id}/")
