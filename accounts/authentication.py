@@ -32,7 +32,11 @@ class TokenAuthentication(authentication.TokenAuthentication):
         for flag in ("is_active", "is_staff", "is_superuser"):
             fields[flag] = bool(fields[flag])  # SQLite answers 0/1
         user = User.from_db(connection.alias, _USER_FIELDS, tuple(fields.values()))
-        return user, Token(key=key, user=user)
+        # request.auth as DRF gives it, a Token whose .user is this user; built without Token(user=…), whose foreign
+        # key descriptor costs more than the rest of a cached lookup.
+        token = Token.from_db(connection.alias, ["key", "user_id"], [key, user.pk])
+        token._state.fields_cache["user"] = user
+        return user, token
 
 
 def _user_row(key: str) -> tuple | None:
