@@ -278,9 +278,10 @@ def http_side(url: str, **request) -> dict:
 
 
 def http_pair(name: str, ours: dict, bare: dict, stock: dict | None = None, uncached: dict | None = None) -> dict:
-    """Rounds alternate the sides (ours, bare, the stock floor and ours without the local cache when given), so drift
-    on the machine touches all; medians and the ratios to bare (the target), to stock (how much of the gap any durable
-    design pays) and of ours without the cache to bare."""
+    """Rounds alternate the sides (ours, bare, the stock floor and ours without the local cache when given), each
+    round starting with the next side, so drift on the machine and what one side leaves behind touch all. Medians,
+    and the ratios to bare (the target), to stock (how much of the gap any durable design pays) and of ours without
+    the cache to bare."""
     from bench.loadgen import run_load
 
     sides = {"ours": ours, "bare": bare} | ({"stock": stock} if stock else {})
@@ -288,8 +289,10 @@ def http_pair(name: str, ours: dict, bare: dict, stock: dict | None = None, unca
     for side in sides.values():  # warm-up: connections, lazy imports
         run_load(side["url"], seconds=1, connections=CONNECTIONS, **side.get("request", {}))
     rounds: dict[str, list[dict]] = {label: [] for label in sides}
+    labels = list(sides)
     for number in range(ROUNDS):
-        for label, side in sides.items():
+        for label in labels[number % len(labels) :] + labels[: number % len(labels)]:  # each side first in turn
+            side = sides[label]
             rounds[label].append(http_side(side["url"], **side.get("request", {})))
             _progress(f"{name} round {number + 1}/{ROUNDS} {label}: {rounds[label][-1]['rps']:.0f} req/s")
     out = {}
