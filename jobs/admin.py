@@ -5,7 +5,6 @@ from django.contrib import admin, messages
 from django.db.models import Q
 
 from jobs import admin_beat
-from jobs.localcache import invalidate
 from jobs.models import Job
 from jobs.retry import JobNotRetryable, job_retry
 from jobs.selectors import PROGRESS, job_state, job_status
@@ -61,14 +60,6 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-    def delete_model(self, request, obj: Job) -> None:
-        super().delete_model(request, obj)
-        invalidate("status", obj.task_id)
-
-    def delete_queryset(self, request, queryset) -> None:
-        super().delete_queryset(request, queryset)
-        invalidate("status")
 
     @admin.action(description="Retry the selected failed jobs (as new jobs)", permissions=["change"])
     def retry_jobs(self, request, queryset):

@@ -6,13 +6,14 @@ waiting on that connection, without blocking: one ``poll`` call, no round trip. 
 query and no Redis command, which is what lets a status poll run near the speed of a view that returns a constant
 (bench/, the status figure). Correctness rests on four rules:
 
-- **A writer publishes after its commit** (``invalidate``): Redis writes the message to every subscriber's socket as
-  it answers the writer, so a client that made a change and then asks sees it, whatever process answers. The
-  writer's own process forgets without waiting for the message.
+- **A writer publishes after its commit** (``invalidate``): Redis writes the message to every subscriber's socket in
+  the same pass that answers the writer, so a client that made a change and then asks sees it, whatever process
+  answers. The writer's own process forgets without waiting for the message.
 - **What a process reads inside a transaction is not kept**: it may roll back.
 - **An entry read from the database is kept only if no invalidation was taken meanwhile** (an epoch, for threads).
-- **No connection, no cache**: while the subscription is down (Redis restarting, say), reads go to the database, and
-  the cache starts empty once it is back, as messages may have been missed meanwhile.
+- **No connection, no cache**: while the subscription is down (Redis restarting, say), or has not answered a ping in
+  the last two seconds, reads go to the database; the cache starts empty once it is back, as messages may have been
+  missed meanwhile.
 
 Entries also expire after ``JOBS_LOCAL_CACHE_SECONDS`` (0 turns the cache off), a bound on any write that does not
 go through ``invalidate`` (a manual SQL ``UPDATE``, for instance).
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "jobs:localcache:invalidate:db{db}"  # Redis's channels span its databases; the name keeps ours apart
 MAX_ENTRIES = 5_000  # per namespace; a full namespace starts over
 RECONNECT_SECONDS = 1.0  # while Redis is down, try to subscribe again at most this often
+PING_SECONDS, ALIVE_SECONDS, DEAD_SECONDS = 1.0, 2.0, 3.0  # the subscription's liveness check (see below)
 
 
 class LocalCache:
@@ -51,6 +53,8 @@ class LocalCache:
         self._pubsub = None
         self._poller = None
         self._reconnected = False
+        self._pong_at = 0.0
+        self._ping_sent_at: float | None = None
         self._pid: int | None = None
         self._epoch = 0
         self._retry_at = 0.0
@@ -112,18 +116,30 @@ class LocalCache:
         try:
             # Most of the time nothing is waiting: one poll of the socket says so. Each drain reads until the client
             # has no whole message buffered, so an idle socket means nothing is pending.
-            if not self._poller.poll(0):
-                return self._epoch
-            while (message := self._pubsub.get_message(timeout=0)) is not None:
-                if message["type"] == "message":
-                    self._apply(message["data"].decode())
-            if self._reconnected:
-                raise RedisError("the subscription was made again")
-        except (RedisError, OSError, ValueError):
-            logger.warning("Local cache: the invalidation channel broke; reading from the database until it is back")
+            if self._poller.poll(0):
+                while (message := self._pubsub.get_message(timeout=0)) is not None:
+                    if message["type"] == "message":
+                        self._apply(message["data"].decode())
+                    elif message["type"] == "pong":
+                        self._pong_at, self._ping_sent_at = time.monotonic(), None
+                if self._reconnected:
+                    raise RedisError("the subscription was made again")
+            # A connection can die without a word (a half-open TCP connection, a NAT or load balancer timing out): it
+            # would then look subscribed while every invalidation is lost. So it is pinged every PING_SECONDS, and
+            # the cache serves only while an answer came within ALIVE_SECONDS; no answer in DEAD_SECONDS drops it.
+            now = time.monotonic()
+            if self._ping_sent_at is None:
+                if now - self._pong_at >= PING_SECONDS:
+                    self._pubsub.ping()
+                    self._ping_sent_at = now
+            elif now - self._ping_sent_at > DEAD_SECONDS:
+                raise RedisError("no answer to a ping")
+        except (RedisError, OSError, ValueError) as exc:
+            logger.warning("Local cache: the invalidation channel broke (%s); reading from the database until it is "
+                           "back", exc)  # fmt: skip
             self._drop()
             return None
-        return self._epoch
+        return self._epoch if now - self._pong_at <= ALIVE_SECONDS else None
 
     def _subscribe(self) -> bool:
         if time.monotonic() < self._retry_at:
@@ -144,6 +160,7 @@ class LocalCache:
             return False
         self.clear()  # whatever was kept before may have missed messages
         self._pubsub = pubsub
+        self._pong_at, self._ping_sent_at = time.monotonic(), None  # the confirmation is as good as an answer
         self._poller = select.poll()
         self._poller.register(pubsub.connection._sock, select.POLLIN)  # redis-py keeps the socket there
         return True
@@ -180,7 +197,11 @@ def _channel() -> str:
 def _subscriber_client() -> redis.Redis:
     """A client of its own for the subscription, which must fail rather than quietly reconnect (see above)."""
     return redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        settings.REDIS_URL,
+        socket_connect_timeout=1,
+        socket_timeout=2,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -195,8 +216,11 @@ def invalidate(namespace: str, key: str | None = None) -> None:
 def _forget_and_publish(message: str) -> None:
     local_cache._apply(message)
     try:
-        redis_client().publish(_channel(), message)
+        try:
+            redis_client().publish(_channel(), message)
+        except (RedisError, OSError):
+            redis_client().publish(_channel(), message)  # once more, on a fresh connection (the last one may be stale)
     except (RedisError, OSError):
         # Redis is then most likely out of reach of the subscribers too, and a broken subscription empties its
-        # cache; at worst, an entry lives JOBS_LOCAL_CACHE_SECONDS.
+        # cache; at worst (only this process cut off from Redis), an entry lives JOBS_LOCAL_CACHE_SECONDS.
         logger.warning("Local cache: could not publish the invalidation %r", message)

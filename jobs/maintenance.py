@@ -21,7 +21,6 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from jobs.conf import jobs_setting
-from jobs.localcache import invalidate
 from jobs.models import IdempotencyKey, Job
 from jobs.selectors import FINAL_STATES
 
@@ -86,7 +85,6 @@ def jobs_prune(*, now: datetime, batch_size: int) -> int:
         with transaction.atomic():
             _, per_model = finished.filter(pk__in=pks).delete()
             TaskResult.objects.filter(task_id__in=task_ids, status__in=FINAL_STATES).delete()
-            invalidate("status")  # once for the batch: web processes forget every status they keep
         deleted += per_model.get(Job._meta.label, 0)
         last_pk = pks[-1]
 

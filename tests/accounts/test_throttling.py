@@ -47,16 +47,21 @@ def test_two_processes_taking_batches_never_exceed_the_budget_together(settings,
     assert sum(answers) >= 200 - 2 * 10  # at most one batch per process may go unused
 
 
-def test_an_unused_batch_is_dropped(settings, monkeypatch, redis_calls):
-    settings.API_TENANT_RATE = "200/s"
-    monkeypatch.setattr(throttling, "LEASE_SECONDS", 0.1)
+def test_an_unused_batch_lapses_when_the_budget_would_have_refilled_it(settings, redis_calls):
+    settings.API_TENANT_RATE = "200/s"  # a batch of 10 stands for 50 ms
     assert TenantRateThrottle().allow_request(request_of(9002), view=None)
     assert TenantRateThrottle().allow_request(request_of(9002), view=None)
     assert len(redis_calls) == 1  # the second came from the batch
 
-    time.sleep(0.2)
+    time.sleep(0.06)
     assert TenantRateThrottle().allow_request(request_of(9002), view=None)
     assert len(redis_calls) == 2
+
+
+def test_exactly_the_budget_goes_through_then_429(settings):
+    settings.API_TENANT_RATE = "10/min"
+    answers = [TenantRateThrottle().allow_request(request_of(9004), view=None) for _ in range(11)]
+    assert answers == [True] * 10 + [False]
 
 
 def test_at_an_ordinary_rate_every_request_asks_redis(settings, redis_calls):

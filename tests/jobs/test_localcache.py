@@ -1,15 +1,23 @@
 """The per-process cache of tokens and statuses (jobs.localcache): a hit costs no query, and a change made anywhere,
 by any process, is seen by the next request; with its invalidations out of reach the cache steps aside."""
 
+import select
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from celery import current_app, states
 from django.db import transaction
+from django_celery_results.models import TaskResult
+from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
+from jobs import localcache
 from jobs.localcache import local_cache
 from jobs.models import Job
 from jobs.redis_client import redis_client
@@ -178,3 +186,84 @@ def test_a_large_result_is_not_kept_in_memory(user, django_assert_num_queries):
 
     with django_assert_num_queries(1):  # the token's user is kept, the status is read again
         api.get(f"/api/tasks/{job.task_id}/")
+
+
+def test_a_result_or_job_deleted_as_in_the_admin_is_seen_at_once(user):
+    api, job = client_for(user), job_of(user)
+    current_app.backend.store_result(job.task_id, {"sent": True}, states.SUCCESS)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.SUCCESS
+
+    TaskResult.objects.filter(task_id=job.task_id).delete()
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+    Job.objects.filter(pk=job.pk).delete()
+    assert api.get(f"/api/tasks/{job.task_id}/").status_code == 404
+
+
+class SilentProxy:
+    """A TCP proxy to Redis that can stop passing bytes while keeping both connections open: a connection that died
+    without a word (a half-open TCP connection, a NAT entry dropped)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.silent = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        while True:
+            readable, _, _ = select.select([a, b], [], [], 0.05)
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                if not self.silent:
+                    (b if sock is a else a).sendall(data)
+
+
+@pytest.fixture
+def silent_proxy(monkeypatch):
+    """The cache's subscription goes through a proxy that the test can silence."""
+    kwargs = redis_client().get_connection_kwargs()
+    proxy = SilentProxy(kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379))
+    subscriber = Redis(host="127.0.0.1", port=proxy.port, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(localcache, "_subscriber_client", lambda: subscriber)
+    local_cache.reset()
+    return proxy
+
+
+def test_a_subscription_that_dies_without_a_word_is_dropped_while_polled(user, silent_proxy):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+    dying = local_cache._pubsub
+
+    silent_proxy.silent = True
+    Job.objects.filter(pk=job.pk).update(canceled_at="2026-01-01T00:00:00Z")  # its message would be lost
+
+    deadline = time.monotonic() + localcache.ALIVE_SECONDS + localcache.PING_SECONDS + 2
+    while api.get(f"/api/tasks/{job.task_id}/").json()["status"] != states.REVOKED:
+        assert time.monotonic() < deadline, "a dead subscription was still trusted"
+        time.sleep(0.1)
+    deadline = time.monotonic() + localcache.DEAD_SECONDS + localcache.PING_SECONDS + 2
+    while local_cache._pubsub is dying:  # dropped, so that a new subscription can bring the cache back
+        assert time.monotonic() < deadline, "a dead subscription was kept"
+        api.get(f"/api/tasks/{job.task_id}/")
+        time.sleep(0.1)
+
+
+def test_after_a_quiet_spell_the_cache_is_not_trusted_before_the_subscription_answers(user, silent_proxy):
+    api, job = client_for(user), job_of(user)
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
+
+    silent_proxy.silent = True  # dies while the process is idle
+    time.sleep(localcache.ALIVE_SECONDS + 0.2)
+    Job.objects.filter(pk=job.pk).update(canceled_at="2026-01-01T00:00:00Z")
+
+    assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.REVOKED
