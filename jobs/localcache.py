@@ -77,7 +77,7 @@ class LocalCache:
         if epoch is None or connection.in_atomic_block or not keep(value):
             return value
         with self._lock:
-            if self._epoch == epoch and self._pubsub is not None:
+            if self._epoch == epoch:  # nothing taken, nothing dropped or resubscribed meanwhile (each moves it)
                 entries = self._entries.setdefault(namespace, {})
                 if len(entries) >= MAX_ENTRIES:
                     entries.clear()
@@ -180,10 +180,7 @@ class LocalCache:
 
     def _apply(self, message: str) -> None:
         namespace, _, key = message.partition(":")
-        if namespace == "*":
-            self.clear()
-        else:
-            self.forget(namespace, key or None)
+        self.forget(namespace, key or None)
 
 
 local_cache = LocalCache()
@@ -206,7 +203,7 @@ def _subscriber_client() -> redis.Redis:
 
 
 def invalidate(namespace: str, key: str | None = None) -> None:
-    """Tell every process to drop an entry (or a whole namespace, or with ``"*"`` everything) once the transaction
+    """Tell every process to drop an entry (or a whole namespace) once the transaction
     in progress commits, or now when there is none. (Nothing read inside a transaction was kept, so a rollback leaves
     nothing to drop.)"""
     message = f"{namespace}:{key}" if key is not None else namespace

@@ -95,10 +95,6 @@ class UpsertDatabaseBackend(DatabaseBackend):
         invalidate("status", task_id)  # web processes keep statuses in memory (jobs.localcache)
         return encoded
 
-    def cleanup(self):
-        super().cleanup()
-        invalidate("status")
-
     def _runs_a_job(self, request) -> bool:
         if request is None or getattr(request, "is_eager", False):
             return False

@@ -14,7 +14,6 @@ from django.db import transaction
 from django_celery_results.models import TaskResult
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from jobs import localcache
@@ -22,7 +21,7 @@ from jobs.localcache import local_cache
 from jobs.models import Job
 from jobs.redis_client import redis_client
 from jobs.services import job_new_id
-from tests.conftest import PROJECT_DIR, client_for, subprocess_env
+from tests.conftest import PROJECT_DIR, client_for, free_port, subprocess_env
 from tests.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # what a web process does: no transaction around a request
@@ -134,13 +133,9 @@ def test_with_its_subscription_broken_the_cache_reads_the_database(user):
 
 def test_while_redis_is_out_of_reach_nothing_is_kept(user, monkeypatch):
     api, job = client_for(user), job_of(user)
+    unreachable = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(localcache, "_subscriber_client", lambda: unreachable)  # nothing listens on that port
     local_cache.reset()
-
-    def unreachable(*args, **kwargs):
-        raise RedisError("Connection refused")
-
-    monkeypatch.setattr(type(redis_client().pubsub()), "subscribe", unreachable)
-    local_cache._retry_at = 0.0
     assert api.get(f"/api/tasks/{job.task_id}/").json()["status"] == states.PENDING
     assert local_cache._pubsub is None
 
