@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.exceptions.DatabaseUnavailableMiddleware",  # a 503 for views outside DRF while the database is away
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -3,11 +3,12 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from jobs.middleware import request_too_large
+from jobs.middleware import API_PREFIX, request_too_large
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,40 @@ def database_unavailable(exc: Exception) -> bool:
     return True  # no answer from a server at all: refused, timed out, reset
 
 
+UNAVAILABLE_DETAIL = f"The database is unavailable; try again in {DATABASE_RETRY_AFTER_SECONDS} seconds."
+RETRY_AFTER = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+UNAVAILABLE_PAGE = (
+    "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
+    f"<p>The database is not answering. Please try again in {DATABASE_RETRY_AFTER_SECONDS} seconds.</p>"
+)
+
+
+def _log_unavailable(request, exc: Exception) -> None:
+    # Down, restarting or out of connections: the client should retry, and one line per request is enough to log.
+    reason = " ".join(str(exc).split()) or type(exc).__name__  # psycopg's messages run over several lines
+    logger.warning("Database unavailable for %s %s: %s", request.method, request.path, reason)
+
+
+class DatabaseUnavailableMiddleware:
+    """The same 503 with Retry-After for views outside DRF (incoming webhooks, pages) while the database does not
+    answer: a webhook provider retries a 503 as it would a 500, but an operator is not paged with a traceback for an
+    outage they already know about. JSON under /api/, a short page elsewhere."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not database_unavailable(exception):
+            return None
+        _log_unavailable(request, exception)
+        if request.path_info.startswith(API_PREFIX):
+            return JsonResponse({"detail": UNAVAILABLE_DETAIL}, status=503, headers=RETRY_AFTER)
+        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers=RETRY_AFTER)
+
+
 def api_exception_handler(exc, context):
     """DRF's handler, plus JSON answers for the body limits Django enforces while the body is read and a 503 while
     the database does not answer."""
@@ -47,13 +82,7 @@ def api_exception_handler(exc, context):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return Response({"detail": f"Too many form fields; the limit is {limit}."}, status=status.HTTP_400_BAD_REQUEST)
     if database_unavailable(exc):
-        # Down, restarting or out of connections: the client should retry, and one line per request is enough to log.
         request = context["request"]
-        reason = " ".join(str(exc).split()) or type(exc).__name__  # psycopg's messages run over several lines
-        logger.warning("Database unavailable for %s %s: %s", request.method, request.path, reason)
-        return Response(
-            {"detail": f"The database is unavailable; try again in {DATABASE_RETRY_AFTER_SECONDS} seconds."},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
-        )
+        _log_unavailable(request, exc)
+        return Response({"detail": UNAVAILABLE_DETAIL}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_AFTER)
     return exception_handler(exc, context)

@@ -98,6 +98,7 @@ RESPONSES = {
     "404": _answer(DETAIL, "No active webhook source with this name."),
     "411": _answer(ERRORS[411].response, ERRORS[411].description),
     "413": _answer(DETAIL, "The body is larger than WEBHOOKS_MAX_BODY_BYTES (or REQUEST_BODY_MAX_BYTES)."),
+    "503": _answer(ERRORS[503].response, ERRORS[503].description),
 }
 
 

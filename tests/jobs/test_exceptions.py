@@ -9,6 +9,8 @@ from django.db import OperationalError, connection, transaction
 
 from jobs.exceptions import DATABASE_RETRY_AFTER_SECONDS, database_unavailable
 from tests.conftest import free_port
+from tests.webhooks.conftest import post_delivery, sign_delivery
+from webhooks.models import WebhookEvent, WebhookSource
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the test closes the connection, so no test transaction
 
@@ -52,6 +54,37 @@ def test_the_database_down_answers_503_with_retry_after(api, tmp_path, caplog, p
     warnings = [r for r in caplog.records if r.name == "jobs.exceptions" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and path in warnings[0].getMessage()
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_webhook_delivery_while_the_database_is_down_is_a_503_to_retry_not_a_500(client, tmp_path, caplog):
+    # given a provider posting a signed event to a source that exists
+    source = WebhookSource.objects.create(slug="billing")
+    delivery = sign_delivery(source.signing_secret, {"type": "subscription.renewed", "data": {}})
+
+    # when the database is gone as it arrives
+    with database_unreachable(tmp_path), caplog.at_level(logging.WARNING):
+        response = post_delivery(client, delivery)
+
+    # then the provider is told to send it again later, as with every API path, and no traceback is logged
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
+    assert "database" in response.json()["detail"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+    # and once it is back, the same delivery is stored
+    assert post_delivery(client, delivery).status_code == 202
+    assert WebhookEvent.objects.filter(webhook_id=delivery.webhook_id).count() == 1
+
+
+def test_a_page_while_the_database_is_down_is_a_503_page(client, tenant_user, tmp_path):
+    client.force_login(tenant_user)
+
+    with database_unreachable(tmp_path):
+        response = client.get("/reports/")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
+    assert b"try again" in response.content
 
 
 def test_the_api_answers_again_once_the_database_is_back(api, tmp_path):
