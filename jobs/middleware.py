@@ -1,4 +1,7 @@
+from io import BytesIO
+
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 
 API_PREFIX = "/api/"
@@ -7,7 +10,9 @@ API_PREFIX = "/api/"
 class RequestBodyLimitMiddleware:
     """Refuse a declared body over REQUEST_BODY_MAX_BYTES with 413 before anything reads it.
 
-    Bodies without a Content-Length are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE when read (see the exception handler).
+    A chunked body (no Content-Length) is read here, at most one byte past the limit: over it, 413; within it, the
+    request goes on as if it had declared its length. Django alone would read such a body as empty. A server that does
+    not decode chunked bodies for the application (Django's runserver) hands over nothing, which answers 411.
     """
 
     def __init__(self, get_response) -> None:
@@ -21,9 +26,14 @@ class RequestBodyLimitMiddleware:
             return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
         if length > self.limit:
             return request_too_large()
-        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            # Django reads a body without Content-Length as empty; say so instead of answering "field required".
-            return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = request.environ["wsgi.input"].read(self.limit + 1)  # gunicorn decodes the chunks
+            if len(body) > self.limit:
+                return request_too_large()
+            if not body:
+                return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
+            request.META["CONTENT_LENGTH"] = str(len(body))
+            request._stream = LimitedStream(BytesIO(body), len(body))
         return self.get_response(request)
 
 

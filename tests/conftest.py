@@ -13,6 +13,7 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
@@ -222,6 +223,23 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def start_web(port: int, log_path: Path, *args: str, **env: str) -> subprocess.Popen:
+    """gunicorn serving the project on ``port`` (sync workers, as in the Procfile, unless ``args`` say otherwise),
+    started and answering /healthz."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", *args],
+        cwd=PROJECT_DIR, env=subprocess_env(**env), stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}")
 
 
 class WorkerProcess:

@@ -7,7 +7,6 @@ LOAD_SECONDS and LOAD_CLIENTS shrink it for a quick local run.
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ from jobs.models import Job
 from jobs.recovery import jobs_recover_stranded
 from notifications.models import OutboundEmail
 from reports.models import Report
-from tests.conftest import PROJECT_DIR, free_port, subprocess_env, token_for
+from tests.conftest import free_port, start_web, token_for
 from tests.reports.conftest import stored_files_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
@@ -33,21 +32,12 @@ THINK_SECONDS = float(os.environ.get("LOAD_THINK_SECONDS", "2"))  # a client's p
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
-def start_web(port: int, redis_url: str, log_path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
-         "--keep-alive", "30"],  # longer than a client's pause, as behind a load balancer
-        cwd=PROJECT_DIR, env=subprocess_env(TEST_REDIS_URL=redis_url), stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
+def start_load_web(port: int, redis_url: str, log_path) -> subprocess.Popen:
+    return start_web(
+        port, log_path, "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
+        "--keep-alive", "30",  # longer than a client's pause, as behind a load balancer
+        TEST_REDIS_URL=redis_url,
     )  # fmt: skip
-    for _ in range(200):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}")
 
 
 class Client(threading.Thread):
@@ -92,7 +82,7 @@ def test_fifty_clients_for_a_minute_with_a_worker_killed_every_accepted_job_ends
     private_redis, worker_process, smtp_server, api, tmp_path, record_property
 ):
     # given the web server, two workers and a sweeper running as beat would
-    web = start_web(free_port(), private_redis.url, tmp_path / "web.log")
+    web = start_load_web(free_port(), private_redis.url, tmp_path / "web.log")
     base_url = f"http://127.0.0.1:{web.args[web.args.index('--bind') + 1].split(':')[1]}"
     env = {"TEST_REDIS_URL": private_redis.url, "TEST_EMAIL_URL": smtp_server.url}
     victim = worker_process(concurrency=2, **env).start()
