@@ -9,14 +9,22 @@ reads whether the job was canceled, in the same statement; the answer is left on
 for ``JobTask``. Elsewhere (SQLite cannot write two tables in one statement) ``JobTask`` counts it itself.
 """
 
-from celery import states
-from django.db import connections, router
-from django.utils import timezone
-from django_celery_results.backends.database import DatabaseBackend
-from django_celery_results.models import TaskResult
+import django
+from django.apps import apps
 
-from jobs.localcache import invalidate
-from jobs.models import Job
+if not apps.ready and not apps.loading:
+    # `celery -A config result|call|purge …` loads the backend without setting Django up (the Django fixup does
+    # that for workers and beat only), and the models below need it.
+    django.setup()
+
+from celery import states  # noqa: E402
+from django.db import connections, router  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django_celery_results.backends.database import DatabaseBackend  # noqa: E402
+from django_celery_results.models import TaskResult  # noqa: E402
+
+from jobs.localcache import invalidate  # noqa: E402
+from jobs.models import Job  # noqa: E402
 
 # Written on every state; date_created only when the row is new, date_started only with STARTED.
 STATE_FIELDS = [
