@@ -1,9 +1,10 @@
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,13 +74,71 @@ class UsersBatchProcessView(APIView):
         return _accepted(report)
 
 
+class ReportPages(LimitOffsetPagination):
+    """Without ``limit`` or ``offset``, the newest LIST_MAX reports as a plain list (the contract's shape); with either,
+    any page of all of them in DRF's envelope: ``count``, ``next``, ``previous``, ``results``."""
+
+    max_limit = 200
+
+    def get_limit(self, request: Request) -> int | None:
+        if self.limit_query_param not in request.query_params:
+            return self.max_limit if self.offset_query_param in request.query_params else None
+        return min(_whole_number(request, self.limit_query_param, least=1), self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        if self.offset_query_param not in request.query_params:
+            return 0
+        return _whole_number(request, self.offset_query_param, least=0)
+
+
+def _whole_number(request: Request, name: str, *, least: int) -> int:
+    """The query parameter as an int of at least ``least``; else a 400 naming it (DRF's pagination would ignore it)."""
+    value = request.query_params[name]
+    if not value.isascii() or not value.isdigit() or int(value) < least:
+        raise ValidationError({name: [f"A whole number of at least {least}."]})
+    return int(value)
+
+
+LIST_MAX = ReportPages.max_limit
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description=f"Page through all reports, at most "
+                     f"{LIST_MAX} a page; the answer is then {{count, next, previous, results}}. Without limit or "
+                     f"offset: the newest {LIST_MAX}, as a list."),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Where the page starts."),
+]  # fmt: skip
+
+
+REPORT_LIST = {"type": "array", "items": {"$ref": "#/components/schemas/ReportOutput"}}  # the detail view's
+REPORT_PAGE = {
+    "type": "object",
+    "properties": {
+        "count": {"type": "integer"},
+        "next": {"type": "string", "format": "uri", "nullable": True},
+        "previous": {"type": "string", "format": "uri", "nullable": True},
+        "results": REPORT_LIST,
+    },
+    "required": ["count", "next", "previous", "results"],
+}
+
+
 class ReportListView(APIView):
     @extend_schema(
-        responses={200: ReportOutput(many=True), **error_responses(*AUTHENTICATED)}, parameters=[RETRY_AFTER_HEADER]
+        operation_id="reports_list",
+        responses={
+            200: OpenApiResponse(
+                {"oneOf": [REPORT_LIST, REPORT_PAGE]}, description="A list; a page with limit/offset."
+            ),
+            **error_responses(*AUTHENTICATED, 400),
+        },
+        parameters=[*PAGE_PARAMETERS, RETRY_AFTER_HEADER],
     )
     def get(self, request: Request) -> Response:
-        reports = selectors.report_list(tenant_id=request.user.tenant_id)[:200]
-        return Response(ReportOutput(reports, many=True).data)
+        reports = selectors.report_list(tenant_id=request.user.tenant_id)
+        pages = ReportPages()
+        page = pages.paginate_queryset(reports, request, view=self)
+        if page is None:
+            return Response(ReportOutput(reports[:LIST_MAX], many=True).data)
+        return pages.get_paginated_response(ReportOutput(page, many=True).data)
 
 
 class ReportDetailView(APIView):

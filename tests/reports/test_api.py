@@ -4,6 +4,7 @@ import pytest
 
 from jobs.models import Job
 from reports.models import Report
+from reports.services import report_request
 from tests.conftest import client_for
 from tests.factories import TenantFactory, UserFactory
 from tests.reports.conftest import pdf_text
@@ -44,6 +45,39 @@ def test_the_same_idempotency_key_makes_one_report(api):
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     assert Report.objects.count() == 1
+
+
+def test_the_list_is_the_newest_reports_and_limit_and_offset_page_through_all(api, tenant_user):
+    made = [
+        api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()["report_id"]
+        for _ in range(3)
+    ]
+    report_request(tenant_id=TenantFactory().pk, user_id=None, report_type="users")  # another tenant's: never counted
+
+    listed = api.get("/api/reports/").json()
+    first = api.get("/api/reports/", {"limit": 2}).json()
+    rest = api.get("/api/reports/", {"limit": 2, "offset": 2}).json()
+
+    assert [r["id"] for r in listed] == made[::-1]
+    assert (first["count"], [r["id"] for r in first["results"]], first["previous"]) == (3, made[:0:-1], None)
+    assert "offset=2" in first["next"]
+    assert (rest["count"], [r["id"] for r in rest["results"]], rest["next"]) == (3, made[:1], None)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "ten"}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 2, "offset": -1}, "offset"),
+        ({"offset": "²"}, "offset"),
+    ],
+)
+def test_a_bad_page_parameter_answers_400_naming_it(api, query, field):
+    response = api.get("/api/reports/", query)
+
+    assert response.status_code == 400
+    assert field in response.json()
 
 
 def test_list_and_detail_show_the_contract_fields_and_download_is_409_until_completed(api):
