@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 def test_the_webhook_endpoint_is_documented_with_every_answer_and_the_signature_headers(schema):
     operation = schema["paths"]["/api/webhooks/{source}/"]["post"]
 
-    assert operation["responses"].keys() == {"200", "202", "400", "401", "404", "411", "413"}
+    assert operation["responses"].keys() == {"200", "202", "400", "401", "404", "411", "413", "503"}
     headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
     assert headers.keys() == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert all(header["required"] for header in headers.values())
