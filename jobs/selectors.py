@@ -125,6 +125,10 @@ def short_error(payload) -> str | None:
     if not isinstance(payload, dict) or "exc_type" not in payload:
         return None
     message = payload.get("exc_message")
+    if payload["exc_type"] == "UnpickleableExceptionWrapper" and isinstance(message, list) and len(message) == 4:
+        # Celery stores an exception it could not rebuild from its args (one with keyword-only arguments, say) as
+        # (module, class name, args, repr): the args are the message
+        message = message[2] or message[1]
     if isinstance(message, list | tuple):
         message = " ".join(str(part) for part in message)
     message = str(message or "").strip().splitlines()[0] if message else ""

@@ -62,6 +62,17 @@ def test_cancel_a_pending_job_it_becomes_revoked_and_never_runs(celery_worker, s
     assert Job.objects.get().canceled_by_id == api.user.id
 
 
+def test_a_retrying_job_says_why_in_a_short_error(celery_worker, smtp_server, api, settings):
+    settings.EMAIL_RETRY_BASE_DELAY = 3
+    smtp_server.refusals = ["451 4.3.0 Try again later"]
+    task_id = api.post("/api/send-email/", EMAIL, format="json").json()["task_id"]
+
+    error = wait_for_status(api, task_id, {"RETRY"})["error"]
+
+    # the mail server's words, not Celery's wrapper around an exception class of ours
+    assert error == "SMTP 451: 4.3.0 Try again later"
+
+
 def test_a_finished_job_cannot_be_canceled(celery_worker, smtp_server, api):
     task_id = api.post("/api/send-email/", EMAIL, format="json").json()["task_id"]
     wait_for_status(api, task_id)
