@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "jobs.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "jobs.middleware.SlashRedirectMiddleware",  # CommonMiddleware, redirecting with 308 so a POST stays a POST
     "jobs.middleware.ApiNotFoundMiddleware",  # inside CommonMiddleware, which may turn its 404 into a slash redirect
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -2,7 +2,9 @@ from io import BytesIO
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.middleware.common import CommonMiddleware
+from django.utils.http import escape_leading_slashes
 
 API_PREFIX = "/api/"
 
@@ -35,6 +37,24 @@ class RequestBodyLimitMiddleware:
             request.META["CONTENT_LENGTH"] = str(len(body))
             request._stream = LimitedStream(BytesIO(body), len(body))
         return self.get_response(request)
+
+
+def _permanent_redirect_keeping_the_request(url: str) -> HttpResponsePermanentRedirect:
+    return HttpResponsePermanentRedirect(url, preserve_request=True)
+
+
+class SlashRedirectMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, with a path missing its slash redirected by a 308 instead of a 301.
+
+    Clients follow a 301 to a POST with a GET, so a webhook provider, or a client, set up without the slash got a 405;
+    a 308 keeps the method and the body. For the same reason Django's DEBUG-only error for such a POST (raised because
+    a 301 would lose it) is not needed.
+    """
+
+    response_redirect_class = staticmethod(_permanent_redirect_keeping_the_request)
+
+    def get_full_path_with_slash(self, request) -> str:
+        return escape_leading_slashes(request.get_full_path(force_append_slash=True))
 
 
 class ApiNotFoundMiddleware:

@@ -258,7 +258,19 @@ def test_an_unknown_api_path_answers_json_404_with_debug_on_too(api):
         assert assert_refused(api.get(path), status=404) == {"detail": "Not found."}
     # a known path without its slash is still redirected to it
     response = api.get("/api/reports")
-    assert response.status_code == 301 and response["Location"] == "/api/reports/"
+    assert response.status_code == 308 and response["Location"] == "/api/reports/"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_post_to_a_path_missing_its_slash_is_redirected_with_308_and_arrives_as_a_post(api, debug):
+    # a 301 is followed with a GET (a 405), and with DEBUG on Django refused such a POST with a 500
+    with override_settings(DEBUG=debug):
+        redirect = api.post("/api/send-email", SEND_EMAIL[1], format="json")
+        followed = api.post("/api/send-email", SEND_EMAIL[1], format="json", follow=True)
+
+    assert (redirect.status_code, redirect["Location"]) == (308, "/api/send-email/")
+    assert followed.status_code == 202, followed.content
+    assert OutboundEmail.objects.count() == 1
 
 
 # --- ids in the path --------------------------------------------------------------------------------------------------
