@@ -92,6 +92,10 @@ def test_retry_failed_dry_run_and_bad_since(db):
     assert f"would retry  {job.task_id}" in run("retry_failed", "--dry-run", "--since", "7d")
     assert Job.objects.count() == 1
     assert "No failed" in run("retry_failed", "--kind", "generate_report")
+    errors = StringIO()
+    call_command("retry_failed", "--kind", "fetch_externl_data", stdout=StringIO(), stderr=errors)
+    told = "No job of kind 'fetch_externl_data' was ever recorded. Kinds recorded: fetch_external_data."
+    assert told in errors.getvalue()
     with pytest.raises(CommandError, match="--since"):
         run("retry_failed", "--since", "yesterday")
 

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
+from jobs.models import Job
 from jobs.ops import duration_parse, failed_jobs
 from jobs.retry import JobNotRetryable, job_retry, job_retry_dry_run
 
@@ -36,6 +37,9 @@ class Command(BaseCommand):
         what = f"failed {kind or ''} job(s) in the last {since}".replace("  ", " ")
         if not jobs:
             self.stdout.write(f"No {what}.")
+            if kind and not Job.objects.filter(kind=kind).exists():  # a typo, most likely: say which kinds there are
+                kinds = ", ".join(sorted(Job.objects.values_list("kind", flat=True).distinct())) or "none yet"
+                self.stderr.write(f"No job of kind {kind!r} was ever recorded. Kinds recorded: {kinds}.")
             return
         # A dry run takes the real run's path, each retry rolled back, so that it reports exactly what a run would do.
         retry = job_retry_dry_run if dry_run else partial(job_retry, by_user_id=None)
