@@ -23,30 +23,35 @@ def project_task_choices() -> list[tuple[str, str]]:
     return [("", "---------"), *((name, name) for name in names)]
 
 
-class SuperuserWritesMixin:
-    """Staff may look; only active superusers may add, change or delete, or run the list actions."""
+class WritesByPermissionMixin:
+    """Staff may look; writing (add, change, delete, the list actions) takes a superuser, or a staff member a
+    superuser granted the model's Django permission (directly or through a group).
+
+    Staff are also a tenant's admins (they get the renewal emails), so being staff alone grants no writes: schedules
+    run for every tenant.
+    """
 
     @staticmethod
-    def _is_superuser(request) -> bool:
-        return request.user.is_active and request.user.is_superuser
+    def _staff(request) -> bool:
+        return request.user.is_active and request.user.is_staff
 
     def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_staff
+        return self._staff(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.is_staff
+        return self._staff(request)
 
     def has_add_permission(self, request, *args) -> bool:
-        return self._is_superuser(request)
+        return self._staff(request) and super().has_add_permission(request, *args)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return self._is_superuser(request)
+        return self._staff(request) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return self._is_superuser(request)
+        return self._staff(request) and super().has_delete_permission(request, obj)
 
     def get_actions(self, request):
-        return super().get_actions(request) if self._is_superuser(request) else {}
+        return super().get_actions(request) if self.has_change_permission(request) else {}
 
 
 class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
@@ -76,7 +81,7 @@ class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
         return self._clean_json_of("kwargs", dict, 'object, e.g. {} or {"day": "2026-11-23"}')
 
 
-class PeriodicTaskAdmin(SuperuserWritesMixin, beat_admin.PeriodicTaskAdmin):
+class PeriodicTaskAdmin(WritesByPermissionMixin, beat_admin.PeriodicTaskAdmin):
     form = PeriodicTaskForm
     list_display = ("name", "task", "enabled", "scheduler", "last_run_at", "total_run_count", "one_off")
     fieldsets = tuple(
@@ -111,19 +116,19 @@ class PeriodicTaskAdmin(SuperuserWritesMixin, beat_admin.PeriodicTaskAdmin):
         self._log_each(request, queryset, "Run now.")
 
 
-class CrontabScheduleAdmin(SuperuserWritesMixin, beat_admin.CrontabScheduleAdmin):
+class CrontabScheduleAdmin(WritesByPermissionMixin, beat_admin.CrontabScheduleAdmin):
     pass
 
 
-class IntervalScheduleAdmin(SuperuserWritesMixin, beat_admin.IntervalScheduleAdmin):
+class IntervalScheduleAdmin(WritesByPermissionMixin, beat_admin.IntervalScheduleAdmin):
     pass
 
 
-class SolarScheduleAdmin(SuperuserWritesMixin, beat_admin.SolarScheduleAdmin):
+class SolarScheduleAdmin(WritesByPermissionMixin, beat_admin.SolarScheduleAdmin):
     pass
 
 
-class ClockedScheduleAdmin(SuperuserWritesMixin, beat_admin.ClockedScheduleAdmin):
+class ClockedScheduleAdmin(WritesByPermissionMixin, beat_admin.ClockedScheduleAdmin):
     pass
 
 

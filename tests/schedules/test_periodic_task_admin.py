@@ -1,12 +1,14 @@
-"""The periodic-task admin: superusers edit, staff only look, and nothing invalid is saved."""
+"""The periodic-task admin: superusers edit, staff look (and edit what they are permitted), nothing invalid is saved."""
 
 import json
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
+from accounts.models import User
 from tests.schedules.conftest import form_data
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +52,24 @@ def test_staff_who_are_not_superusers_may_look_but_not_add_or_change(staff_clien
     assert not PeriodicTask.objects.filter(name__in=["x", "hijacked"]).exists()
     digest.refresh_from_db()
     assert digest.name == "send-weekly-digest" and digest.enabled
+
+
+def test_staff_granted_the_permission_by_a_superuser_may_change_schedules(staff_client, every_minute):
+    # a superuser makes a group that may change periodic tasks, and puts the staff member in it
+    call_command("setup_periodic_tasks")
+    editors = Group.objects.create(name="Schedule editors")
+    editors.permissions.add(Permission.objects.get(codename="change_periodictask"))
+    User.objects.get(email="staff@example.com").groups.add(editors)
+    digest = PeriodicTask.objects.get(name="send-weekly-digest")
+    data = form_data(staff_client, change_url(digest))
+    data.update(crontab="", interval=str(every_minute.pk))
+
+    response = staff_client.post(change_url(digest), data)
+
+    assert response.status_code == 302
+    digest.refresh_from_db()
+    assert digest.interval == every_minute
+    assert staff_client.get(ADD_URL).status_code == 403  # changing was granted, adding was not
 
 
 def test_a_superuser_adds_a_task_and_the_admin_log_records_it(admin_client, superuser, every_minute):
