@@ -75,8 +75,9 @@ class UsersBatchProcessView(APIView):
 
 
 class ReportPages(LimitOffsetPagination):
-    """Without ``limit`` or ``offset``, the newest LIST_MAX reports as a plain list (the contract's shape); with either,
-    any page of all of them in DRF's envelope: ``count``, ``next``, ``previous``, ``results``."""
+    """Without ``limit`` or ``offset``, the newest LIST_MAX reports as a plain list (the contract's shape), with a
+    ``Link: <…>; rel="next"`` header when there are more; with either, any page of all of them in DRF's envelope:
+    ``count``, ``next``, ``previous``, ``results``."""
 
     max_limit = 200
 
@@ -126,7 +127,8 @@ class ReportListView(APIView):
         operation_id="reports_list",
         responses={
             200: OpenApiResponse(
-                {"oneOf": [REPORT_LIST, REPORT_PAGE]}, description="A list; a page with limit/offset."
+                {"oneOf": [REPORT_LIST, REPORT_PAGE]},
+                description='A list (with a Link rel="next" header when cut); a page with limit/offset.',
             ),
             **error_responses(*AUTHENTICATED, 400),
         },
@@ -137,7 +139,12 @@ class ReportListView(APIView):
         pages = ReportPages()
         page = pages.paginate_queryset(reports, request, view=self)
         if page is None:
-            return Response(ReportOutput(reports[:LIST_MAX], many=True).data)
+            newest = list(reports[: LIST_MAX + 1])
+            response = Response(ReportOutput(newest[:LIST_MAX], many=True).data)
+            if len(newest) > LIST_MAX:  # say that there are more, and where (RFC 8288)
+                more = request.build_absolute_uri(f"{request.path}?limit={LIST_MAX}&offset={LIST_MAX}")
+                response["Link"] = f'<{more}>; rel="next"'
+            return response
         return pages.get_paginated_response(ReportOutput(page, many=True).data)
 
 

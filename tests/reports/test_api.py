@@ -3,6 +3,8 @@
 import pytest
 
 from jobs.models import Job
+from reports import api as reports_api
+from reports.api import ReportPages
 from reports.models import Report
 from reports.services import report_request
 from tests.conftest import client_for
@@ -62,6 +64,20 @@ def test_the_list_is_the_newest_reports_and_limit_and_offset_page_through_all(ap
     assert (first["count"], [r["id"] for r in first["results"]], first["previous"]) == (3, made[:0:-1], None)
     assert "offset=2" in first["next"]
     assert (rest["count"], [r["id"] for r in rest["results"]], rest["next"]) == (3, made[:1], None)
+
+
+def test_a_list_cut_at_its_limit_links_to_the_rest(api, tenant_user, monkeypatch):
+    monkeypatch.setattr(ReportPages, "max_limit", 2)
+    monkeypatch.setattr(reports_api, "LIST_MAX", 2)
+    for _ in range(3):
+        report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
+
+    cut = api.get("/api/reports/")
+    whole = api.get("/api/reports/", {"limit": 2})
+
+    assert len(cut.json()) == 2
+    assert cut["Link"] == '<http://testserver/api/reports/?limit=2&offset=2>; rel="next"'
+    assert whole.json()["count"] == 3 and not whole.has_header("Link")
 
 
 @pytest.mark.parametrize(
