@@ -13,11 +13,10 @@ from collections.abc import Callable
 from celery import states
 from django.conf import settings
 from django.db import transaction
-from django.utils.module_loading import import_string
 
 from jobs.models import Job
 from jobs.selectors import job_state
-from jobs.services import job_enqueue
+from jobs.services import job_enqueue, kind_hook
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +37,7 @@ class JobNotRetryable(Exception):
 
 def retry_hook(kind: str) -> Callable[..., Job] | None:
     """The hook for ``kind``: an exact entry, else the longest ``"prefix*"`` entry that matches (``"report_*"``)."""
-    hooks = {**DEFAULT_RETRY_HOOKS, **getattr(settings, "JOBS_RETRY_HOOKS", {})}
-    path = hooks.get(kind)
-    if path is None:
-        prefixes = sorted((key for key in hooks if key.endswith("*") and kind.startswith(key[:-1])), key=len)
-        path = hooks[prefixes[-1]] if prefixes else None
-    return import_string(path) if path else None
+    return kind_hook({**DEFAULT_RETRY_HOOKS, **getattr(settings, "JOBS_RETRY_HOOKS", {})}, kind)
 
 
 def job_retried_by(*, job: Job) -> Job | None:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
@@ -193,8 +194,24 @@ def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) ->
     return published
 
 
+# kind (or "prefix*") -> dotted path of ``hook(*, job: Job) -> None``, run in the cancel's transaction to mark the
+# job's domain row (an email stays "queued" otherwise); settings.JOBS_CANCEL_HOOKS adds to or overrides these. Reports
+# need none: their status reads the job's when it was canceled.
+DEFAULT_CANCEL_HOOKS = {"send_email": "notifications.services.email_cancel"}
+
+
+def kind_hook(hooks: dict[str, str], kind: str):
+    """The hook in ``hooks`` for ``kind``: an exact entry, else the longest ``"prefix*"`` entry that matches."""
+    path = hooks.get(kind)
+    if path is None:
+        prefixes = sorted((key for key in hooks if key.endswith("*") and kind.startswith(key[:-1])), key=len)
+        path = hooks[prefixes[-1]] if prefixes else None
+    return import_string(path) if path else None
+
+
 def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
-    """Cancel a job that has not started: its result becomes REVOKED and no worker will run it."""
+    """Cancel a job that has not started: its result becomes REVOKED and no worker will run it; the kind's cancel
+    hook (``DEFAULT_CANCEL_HOOKS``) marks its domain row in the same transaction."""
     from jobs.selectors import job_state  # selectors import services' neighbours; keep the cycle local
 
     with transaction.atomic():
@@ -205,6 +222,9 @@ def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
         job.canceled_at = timezone.now()
         job.canceled_by_id = by_user_id
         job.save(update_fields=["canceled_at", "canceled_by"])
+        hook = kind_hook({**DEFAULT_CANCEL_HOOKS, **getattr(settings, "JOBS_CANCEL_HOOKS", {})}, job.kind)
+        if hook is not None:
+            hook(job=job)
         current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
     try:
         current_app.control.revoke(job.task_id)

@@ -8,6 +8,7 @@ class OutboundEmail(models.Model):
         QUEUED = "queued"
         SENT = "sent"
         FAILED = "failed"
+        CANCELED = "canceled"  # its job was canceled before it was sent
 
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="emails")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)

@@ -217,6 +217,13 @@ def _describe(exc: Exception) -> str:
 # --- Retry (jobs.retry hook for kind "send_email") -------------------------------------------------------------------
 
 
+def email_cancel(*, job) -> None:
+    """The cancel hook of ``send_email`` jobs (jobs.services.job_cancel): the job's email, still queued, is canceled."""
+    OutboundEmail.objects.filter(job_id=job.task_id, status=OutboundEmail.Status.QUEUED).update(
+        status=OutboundEmail.Status.CANCELED
+    )
+
+
 def email_retry(*, job, by_user_id: int | None):
     """Put the failed email of ``job`` back in the queue under a new job; return that job.
 
@@ -389,7 +396,10 @@ def digest_render(*, user, tenant_name: str, summary: dict, week: DigestWeek, se
     if summary["reports"] is not None:
         lines.append(f"Reports created: {summary['reports']}")
     emails = summary["emails"]
-    lines.append("Emails: " + ", ".join(f"{emails.get(status, 0)} {status}" for status in ("sent", "failed", "queued")))
+    lines.append(
+        "Emails: "
+        + ", ".join(f"{emails.get(status, 0)} {status}" for status in ("sent", "failed", "queued", "canceled"))
+    )
     lines += ["", f"Sent {_local(sent_at, zone)}."]
     next_run = schedule_next_run(name="send-weekly-digest", after=sent_at)
     if next_run is not None:

@@ -4,6 +4,7 @@ from datetime import datetime
 import pytest
 
 from jobs.models import Job
+from notifications.models import OutboundEmail
 from tests.conftest import client_for, wait_for_status
 from tests.factories import TenantFactory, UserFactory
 
@@ -60,6 +61,7 @@ def test_cancel_a_pending_job_it_becomes_revoked_and_never_runs(celery_worker, s
     assert smtp_server.wait_for(1, timeout=6) == []
     assert api.get(f"/api/tasks/{task_id}/").json()["status"] == "REVOKED"
     assert Job.objects.get().canceled_by_id == api.user.id
+    assert OutboundEmail.objects.get().status == "canceled"  # not left "queued" for ever
 
 
 def test_a_retrying_job_says_why_in_a_short_error(celery_worker, smtp_server, api, settings):
