@@ -1,3 +1,4 @@
+import logging
 from io import BytesIO
 
 from django.conf import settings
@@ -6,15 +7,18 @@ from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.middleware.common import CommonMiddleware
 from django.utils.http import escape_leading_slashes
 
+logger = logging.getLogger(__name__)
+
 API_PREFIX = "/api/"
 
 
 class RequestBodyLimitMiddleware:
     """Refuse a declared body over REQUEST_BODY_MAX_BYTES with 413 before anything reads it.
 
-    A chunked body (no Content-Length) is read here, at most one byte past the limit: over it, 413; within it, the
-    request goes on as if it had declared its length. Django alone would read such a body as empty. A server that does
-    not decode chunked bodies for the application (Django's runserver) hands over nothing, which answers 411.
+    A chunked body (no Content-Length) is read here, at most one byte past the limit, when the server says it decoded
+    the chunks (``wsgi.input_terminated``, as gunicorn does): over the limit, 413; within it, the request goes on as if
+    it had declared its length (Django alone would read it as empty). A server that hands over the raw chunks or
+    nothing (Django's runserver) gets 411: send a Content-Length.
     """
 
     def __init__(self, get_response) -> None:
@@ -29,13 +33,22 @@ class RequestBodyLimitMiddleware:
         if length > self.limit:
             return request_too_large()
         if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            body = request.environ["wsgi.input"].read(self.limit + 1)  # gunicorn decodes the chunks
-            if len(body) > self.limit:
-                return request_too_large()
-            if not body:
-                return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
-            request.META["CONTENT_LENGTH"] = str(len(body))
-            request._stream = LimitedStream(BytesIO(body), len(body))
+            return self._chunked(request)
+        return self.get_response(request)
+
+    def _chunked(self, request):
+        if not request.environ.get("wsgi.input_terminated"):
+            return JsonResponse({"detail": "A Content-Length header is required."}, status=411)
+        try:
+            body = request.environ["wsgi.input"].read(self.limit + 1)
+        except Exception as exc:  # noqa: BLE001 - what the server raises for bad chunk framing or a client gone
+            # (gunicorn: InvalidChunkSize, ChunkMissingTerminator, NoMoreData); the server closes the connection
+            logger.info("Unreadable chunked body for %s %s: %r", request.method, request.path, exc)
+            return JsonResponse({"detail": "Malformed or incomplete chunked body."}, status=400)
+        if len(body) > self.limit:
+            return request_too_large()
+        request.META["CONTENT_LENGTH"] = str(len(body))
+        request._stream = LimitedStream(BytesIO(body), len(body))
         return self.get_response(request)
 
 

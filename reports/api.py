@@ -95,7 +95,7 @@ class ReportPages(LimitOffsetPagination):
 def _whole_number(request: Request, name: str, *, least: int) -> int:
     """The query parameter as an int of at least ``least``; else a 400 naming it (DRF's pagination would ignore it)."""
     value = request.query_params[name]
-    if not value.isascii() or not value.isdigit() or int(value) < least:
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < least:
         raise ValidationError({name: [f"A whole number of at least {least}."]})
     return int(value)
 
@@ -142,8 +142,8 @@ class ReportListView(APIView):
             newest = list(reports[: LIST_MAX + 1])
             response = Response(ReportOutput(newest[:LIST_MAX], many=True).data)
             if len(newest) > LIST_MAX:  # say that there are more, and where (RFC 8288)
-                more = request.build_absolute_uri(f"{request.path}?limit={LIST_MAX}&offset={LIST_MAX}")
-                response["Link"] = f'<{more}>; rel="next"'
+                # relative (RFC 8288 resolves it against the request's URL): right behind a proxy too
+                response["Link"] = f'<{request.path}?limit={LIST_MAX}&offset={LIST_MAX}>; rel="next"'
             return response
         return pages.get_paginated_response(ReportOutput(page, many=True).data)
 

@@ -76,7 +76,7 @@ def test_a_list_cut_at_its_limit_links_to_the_rest(api, tenant_user, monkeypatch
     whole = api.get("/api/reports/", {"limit": 2})
 
     assert len(cut.json()) == 2
-    assert cut["Link"] == '<http://testserver/api/reports/?limit=2&offset=2>; rel="next"'
+    assert cut["Link"] == '</api/reports/?limit=2&offset=2>; rel="next"'
     assert whole.json()["count"] == 3 and not whole.has_header("Link")
 
 
@@ -87,6 +87,7 @@ def test_a_list_cut_at_its_limit_links_to_the_rest(api, tenant_user, monkeypatch
         ({"limit": 0}, "limit"),
         ({"limit": 2, "offset": -1}, "offset"),
         ({"offset": "²"}, "offset"),
+        ({"limit": "9" * 5000}, "limit"),  # past Python's 4,300-digit int() limit
     ],
 )
 def test_a_bad_page_parameter_answers_400_naming_it(api, query, field):
