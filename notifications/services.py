@@ -58,8 +58,8 @@ def email_request(
     body: str,
     dedupe_key: str | None = None,
 ) -> OutboundEmail:
-    """Record an email and its Job together (jobs.services.job_enqueue_with); the send happens in a worker after
-    commit."""
+    """Record an email (with its Message-ID) and its Job together (jobs.services.job_enqueue_with); the send happens in
+    a worker after commit."""
     email = OutboundEmail(
         tenant_id=tenant_id,
         requested_by_id=user_id,
@@ -67,10 +67,18 @@ def email_request(
         subject=subject,
         body=body,
         dedupe_key=dedupe_key,
+        message_id=new_message_id(),
     )
     job_enqueue_with(email, pk_kwarg="email_id", task_name=SEND_EMAIL_TASK, kind="send_email", tenant_id=tenant_id,
                      user_id=user_id)  # fmt: skip
     return email
+
+
+def new_message_id() -> str:
+    """The email's Message-ID, given when it is accepted and committed with it: every attempt sends the same one, even
+    a resend after a worker died between the mail server's "250" and the commit (or the receipt) that records it, so
+    receivers can tell the copy."""
+    return make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost")
 
 
 def email_deliver(*, email_id: int) -> OutboundEmail:
@@ -98,8 +106,8 @@ def email_deliver(*, email_id: int) -> OutboundEmail:
         _wait_for_send_slot(tenant_id=email.tenant_id)
         email.attempts += 1
         final_attempt = email.attempts > settings.EMAIL_MAX_RETRIES
-        if not email.message_id:
-            email.message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost")
+        if not email.message_id:  # a row accepted before Message-IDs were given at acceptance
+            email.message_id = new_message_id()
         try:
             _smtp_send(email, accepted=lambda: _receipt_write(email))
         except (smtplib.SMTPException, OSError, ValueError) as exc:

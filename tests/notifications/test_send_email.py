@@ -3,7 +3,9 @@
 import pytest
 
 from jobs.models import Job
+from notifications import services
 from notifications.models import OutboundEmail
+from notifications.services import email_request
 from tests.conftest import wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,3 +146,26 @@ def test_without_a_token_nothing_is_accepted(client):
 
     assert response.status_code in (401, 403)
     assert not Job.objects.exists()
+
+
+class Killed(BaseException):
+    """Stands for the worker process dying: nothing of ours catches it, the open transaction rolls back."""
+
+
+def test_a_resend_after_dying_between_the_servers_250_and_the_receipt_has_the_same_message_id(
+    smtp_server, tenant_user, monkeypatch
+):
+    # given an accepted email whose first attempt dies just after the mail server took the message
+    email = email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "_receipt_write", lambda email: (_ for _ in ()).throw(Killed()))
+        with pytest.raises(Killed):
+            services.email_deliver(email_id=email.pk)
+    assert OutboundEmail.objects.get().status == "queued"  # its commit never happened
+
+    # when the redelivered task runs it again
+    services.email_deliver(email_id=email.pk)
+
+    # then the server has two copies (at-least-once) that say they are one message: the Message-ID given at acceptance
+    first, second = smtp_server.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"] == email.message_id != ""
