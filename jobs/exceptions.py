@@ -46,16 +46,20 @@ UNAVAILABLE_PAGE = (
 )
 
 
-def _log_unavailable(request, exc: Exception) -> None:
-    # Down, restarting or out of connections: the client should retry, and one line per request is enough to log.
+def database_unavailable_response(request, exc: Exception) -> HttpResponse:
+    """The 503 with Retry-After for a request the database could not serve (JSON under /api/, a short page elsewhere),
+    logged in one line: down, restarting or out of connections, the client should retry."""
     reason = " ".join(str(exc).split()) or type(exc).__name__  # psycopg's messages run over several lines
     logger.warning("Database unavailable for %s %s: %s", request.method, request.path, reason)
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"detail": UNAVAILABLE_DETAIL}, status=503, headers=RETRY_AFTER)
+    return HttpResponse(UNAVAILABLE_PAGE, status=503, headers=RETRY_AFTER)
 
 
 class DatabaseUnavailableMiddleware:
-    """The same 503 with Retry-After for views outside DRF (incoming webhooks, pages) while the database does not
-    answer: a webhook provider retries a 503 as it would a 500, but an operator is not paged with a traceback for an
-    outage they already know about. JSON under /api/, a short page elsewhere."""
+    """The same 503 for views outside DRF (incoming webhooks, pages) while the database does not answer: a webhook
+    provider retries a 503 as it would a 500, but an operator is not paged with a traceback for an outage they
+    already know about."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -64,12 +68,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not database_unavailable(exception):
-            return None
-        _log_unavailable(request, exception)
-        if request.path_info.startswith(API_PREFIX):
-            return JsonResponse({"detail": UNAVAILABLE_DETAIL}, status=503, headers=RETRY_AFTER)
-        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers=RETRY_AFTER)
+        return database_unavailable_response(request, exception) if database_unavailable(exception) else None
 
 
 def api_exception_handler(exc, context):
@@ -82,7 +81,5 @@ def api_exception_handler(exc, context):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return Response({"detail": f"Too many form fields; the limit is {limit}."}, status=status.HTTP_400_BAD_REQUEST)
     if database_unavailable(exc):
-        request = context["request"]
-        _log_unavailable(request, exc)
-        return Response({"detail": UNAVAILABLE_DETAIL}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_AFTER)
+        return database_unavailable_response(context["request"], exc)
     return exception_handler(exc, context)

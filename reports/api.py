@@ -75,7 +75,7 @@ class UsersBatchProcessView(APIView):
 
 
 class ReportPages(LimitOffsetPagination):
-    """Without ``limit`` or ``offset``, the newest LIST_MAX reports as a plain list (the contract's shape), with a
+    """Without ``limit`` or ``offset``, the newest ``max_limit`` reports as a plain list (the contract's shape), with a
     ``Link: <…>; rel="next"`` header when there are more; with either, any page of all of them in DRF's envelope:
     ``count``, ``next``, ``previous``, ``results``."""
 
@@ -100,11 +100,10 @@ def _whole_number(request: Request, name: str, *, least: int) -> int:
     return int(value)
 
 
-LIST_MAX = ReportPages.max_limit
 PAGE_PARAMETERS = [
     OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description=f"Page through all reports, at most "
-                     f"{LIST_MAX} a page; the answer is then {{count, next, previous, results}}. Without limit or "
-                     f"offset: the newest {LIST_MAX}, as a list."),
+                     f"{ReportPages.max_limit} a page; the answer is then {{count, next, previous, results}}. Without "
+                     f"limit or offset: the newest {ReportPages.max_limit}, as a list."),
     OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Where the page starts."),
 ]  # fmt: skip
 
@@ -139,11 +138,11 @@ class ReportListView(APIView):
         pages = ReportPages()
         page = pages.paginate_queryset(reports, request, view=self)
         if page is None:
-            newest = list(reports[: LIST_MAX + 1])
-            response = Response(ReportOutput(newest[:LIST_MAX], many=True).data)
-            if len(newest) > LIST_MAX:  # say that there are more, and where (RFC 8288)
-                # relative (RFC 8288 resolves it against the request's URL): right behind a proxy too
-                response["Link"] = f'<{request.path}?limit={LIST_MAX}&offset={LIST_MAX}>; rel="next"'
+            most = pages.max_limit
+            newest = list(reports[: most + 1])
+            response = Response(ReportOutput(newest[:most], many=True).data)
+            if len(newest) > most:  # say that there are more, and where, relative to this URL (RFC 8288)
+                response["Link"] = f'<{request.path}?limit={most}&offset={most}>; rel="next"'
             return response
         return pages.get_paginated_response(ReportOutput(page, many=True).data)
 
