@@ -31,10 +31,11 @@ class StateFilter(admin.SimpleListFilter):
         if not state:
             return queryset
         not_canceled = Q(canceled_at__isnull=True)
-        if state == states.REVOKED:
-            return queryset.filter(Q(result__status=states.REVOKED) | Q(canceled_at__isnull=False))
+        if state == states.REVOKED:  # a job canceled while it ran, which then finished anyway, keeps its final state
+            canceled_unfinished = Q(canceled_at__isnull=False) & (Q(result__id__isnull=True) | ~Q(result__status__in=FINAL))
+            return queryset.filter(Q(result__status=states.REVOKED) | canceled_unfinished)
         if state == states.PENDING:
-            return queryset.filter(Q(result__isnull=True) | Q(result__status=states.PENDING), not_canceled)
+            return queryset.filter(Q(result__id__isnull=True) | Q(result__status=states.PENDING), not_canceled)
         if state in FINAL:
             return queryset.filter(result__status=state)
         return queryset.filter(not_canceled, result__status=state)
@@ -75,7 +76,7 @@ class JobAdmin(admin.ModelAdmin):
         if retried:
             self.message_user(request, f"{retried} job(s) retried.", messages.SUCCESS)
 
-    @admin.action(description="Cancel the selected jobs that have not started", permissions=["change"])
+    @admin.action(description="Cancel the selected jobs (not started, or reports running)", permissions=["change"])
     def cancel_jobs(self, request, queryset):
         canceled = 0
         for job in queryset:

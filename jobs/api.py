@@ -43,7 +43,7 @@ class TaskCancelView(APIView):
         responses={
             202: TaskStatusOutput,
             **error_responses(*AUTHENTICATED, *IDEMPOTENT, *POST, 404),
-            409: OpenApiResponse(CANCEL_REFUSED, description="Already running or finished; `status` says which."),
+            409: OpenApiResponse(CANCEL_REFUSED, description="Finished, or running and not stoppable; `status` says."),
         },
         parameters=[IDEMPOTENCY_HEADER, RETRY_AFTER_HEADER],
     )

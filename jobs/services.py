@@ -32,6 +32,10 @@ class JobNotCancellable(Exception):
         self.status = status
 
 
+class JobCanceled(Exception):
+    """Raised in a running job whose cancel it noticed: ``JobTask`` records it REVOKED and stores no result."""
+
+
 def job_new_id() -> str:
     """A fresh public id, a UUID version 7 (RFC 9562): the time in milliseconds, then 74 random bits; domain rows that
     point at their Job take it before the Job row is written.
@@ -199,25 +203,42 @@ def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) ->
 # need none: their status reads the job's when it was canceled.
 DEFAULT_CANCEL_HOOKS = {"send_email": "notifications.services.email_cancel"}
 
+# Kinds (or "prefix*") that may also be canceled while they run; settings.JOBS_CANCEL_RUNNING_KINDS replaces this.
+# Their tasks must leave nothing half-done when stopped at any point: a report stores its file only once it is whole.
+# Anything else answers 409 once started: an email the mail server has taken cannot be unsent.
+DEFAULT_CANCEL_RUNNING_KINDS = ("report_*", "batch_process_users")
+
+
+def kind_key(keys, kind: str) -> str | None:
+    """The entry of ``keys`` for ``kind``: ``kind`` itself, else the longest ``"prefix*"`` entry that matches."""
+    if kind in keys:
+        return kind
+    prefixes = sorted((key for key in keys if key.endswith("*") and kind.startswith(key[:-1])), key=len)
+    return prefixes[-1] if prefixes else None
+
 
 def kind_hook(hooks: dict[str, str], kind: str):
-    """The hook in ``hooks`` for ``kind``: an exact entry, else the longest ``"prefix*"`` entry that matches."""
-    path = hooks.get(kind)
-    if path is None:
-        prefixes = sorted((key for key in hooks if key.endswith("*") and kind.startswith(key[:-1])), key=len)
-        path = hooks[prefixes[-1]] if prefixes else None
-    return import_string(path) if path else None
+    """The hook in ``hooks`` for ``kind`` (``kind_key``), imported; None when there is none."""
+    key = kind_key(hooks, kind)
+    return import_string(hooks[key]) if key else None
 
 
 def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
-    """Cancel a job that has not started: its result becomes REVOKED and no worker will run it; the kind's cancel
-    hook (``DEFAULT_CANCEL_HOOKS``) marks its domain row in the same transaction."""
-    from jobs.selectors import job_state  # selectors import services' neighbours; keep the cycle local
+    """Cancel a job: its status reads REVOKED from now on, unless it finishes first.
+
+    A job that has not started (PENDING, RETRY) never runs. A running one (STARTED, PROGRESS) can be canceled when its
+    kind allows it (``DEFAULT_CANCEL_RUNNING_KINDS``): its worker is asked to stop it (Celery's soft time limit signal,
+    so the task cleans up as it does at its time limit), and the task also looks for the cancel whenever it reports
+    progress, in case that broadcast is lost. Anything else raises JobNotCancellable. The kind's cancel hook
+    (``DEFAULT_CANCEL_HOOKS``) marks its domain row in the cancel's transaction.
+    """
+    from jobs.selectors import PROGRESS, job_state  # selectors import services' neighbours; keep the cycle local
 
     with transaction.atomic():
         job = Job.objects.select_for_update(of=("self",)).select_related("result").get(pk=job.pk)
         state = job_state(job=job)
-        if state not in (states.PENDING, states.RETRY):
+        running = state in (states.STARTED, PROGRESS)
+        if not (state in (states.PENDING, states.RETRY) or running and job_cancellable_while_running(job.kind)):
             raise JobNotCancellable(state)
         job.canceled_at = timezone.now()
         job.canceled_by_id = by_user_id
@@ -225,14 +246,28 @@ def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
         hook = kind_hook({**DEFAULT_CANCEL_HOOKS, **getattr(settings, "JOBS_CANCEL_HOOKS", {})}, job.kind)
         if hook is not None:
             hook(job=job)
-        current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
+        if not running:
+            # A running task writes its own REVOKED once it has stopped; until then its status reads REVOKED anyway.
+            current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
     try:
-        current_app.control.revoke(job.task_id)
+        if running:
+            current_app.control.revoke(job.task_id, terminate=True, signal="SIGUSR1")
+        else:
+            current_app.control.revoke(job.task_id)
     except BROKER_ERRORS:
-        # Workers also check canceled_at before running, so a lost broadcast changes nothing.
-        logger.warning("Could not broadcast the revoke of %s; the worker-side check will skip it", job.task_id)
-    logger.info("Job %s (tenant %s) canceled by user %s", job.task_id, job.tenant_id, by_user_id)
+        # Workers check canceled_at before running a job and whenever a running one reports progress.
+        logger.warning("Could not broadcast the revoke of %s; the worker-side check will stop it", job.task_id)
+    logger.info("Job %s (tenant %s, %s) canceled by user %s", job.task_id, job.tenant_id, state, by_user_id)
     return job
+
+
+def job_cancellable_while_running(kind: str) -> bool:
+    return kind_key(getattr(settings, "JOBS_CANCEL_RUNNING_KINDS", DEFAULT_CANCEL_RUNNING_KINDS), kind) is not None
+
+
+def job_canceled(*, task_id: str) -> bool:
+    """Whether the job with this id was canceled: what a running job asks now and then."""
+    return Job.objects.filter(task_id=task_id, canceled_at__isnull=False).exists()
 
 
 def retry_countdown(*, retries: int, base: float, cap: float, jitter: float = 0.25) -> float:

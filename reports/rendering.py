@@ -20,6 +20,7 @@ from django.core.validators import validate_email
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from jobs.services import JobCanceled
 from reports import charts, paging, pdf, selectors
 from reports.conf import setting
 from reports.models import Report
@@ -84,8 +85,8 @@ def pdf_render_pages(
                 "Parts of %s came out with %s pages where %s were planned; rendering it whole",
                 template, counts, [p.end - p.start for p in plan],
             )  # fmt: skip
-        except SoftTimeLimitExceeded:
-            raise
+        except (SoftTimeLimitExceeded, JobCanceled):
+            raise  # stop now, not render it whole
         except Exception as exc:  # noqa: BLE001 - a process that died, a fork refused, a part pypdf cannot read
             logger.warning("Rendering %s in parts failed (%r); rendering it whole", template, exc)
         spent = time.monotonic() - started

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import job_enqueue_again, job_enqueue_with
+from jobs.services import JobCanceled, job_canceled, job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -25,6 +26,7 @@ GENERATE_REPORT_TASK = "reports.generate_report"
 BATCH_PROCESS_USERS_TASK = "reports.batch_process_users"
 PDF_TYPES = (Report.Type.USERS, Report.Type.ACTIVITY)  # what POST /api/reports/generate/ accepts
 SHARE_SALT = "reports.share"
+CANCELED = "Canceled while it was being generated; nothing was saved."
 
 # Errors that can pass: a dropped database connection, a storage hiccup. Anything else fails the report at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
@@ -61,11 +63,19 @@ def users_export_request(*, tenant_id: int, user_id: int | None) -> Report:
     return report_request(tenant_id=tenant_id, user_id=user_id, report_type=Report.Type.USERS_CSV)
 
 
-def report_generate(*, report_id: int, progress: Progress | None = None, final_attempt: bool = True) -> Report:
+def report_generate(
+    *,
+    report_id: int,
+    progress: Progress | None = None,
+    raise_if_canceled: Callable[[], None] | None = None,
+    final_attempt: bool = True,
+) -> Report:
     """Produce the report's file unless it is already completed or failed; record the outcome on the row.
 
     The file is built in memory and written to storage only when whole; the row points at it in the same step.
-    Raises TransientReportError (retry) or ReportFailed (given up, or out of time; the row says why).
+    Raises TransientReportError (retry), ReportFailed (given up, or out of time; the row says why) or JobCanceled
+    (its job was canceled while it ran: stopped by Celery's soft time limit signal, by ``progress`` or by
+    ``raise_if_canceled``, asked once more before the file is stored; nothing is stored).
     """
     progress = progress or (lambda current, total, status: None)
     claimed = Report.objects.filter(pk=report_id, status__in=[Report.Status.PENDING, Report.Status.GENERATING]).update(
@@ -86,13 +96,18 @@ def report_generate(*, report_id: int, progress: Progress | None = None, final_a
             # Celery's soft-limit signal can land inside a C callback of the renderer and be lost there; the
             # limit holds anyway.
             raise SoftTimeLimitExceeded()
+        if raise_if_canceled is not None:
+            raise_if_canceled()  # a cancel signal can be lost the same way
         key = _storage_key(report, rendered)
         if default_storage.exists(key):
             default_storage.delete(key)  # left by an attempt that died between storing the file and recording it
         stored_name = default_storage.save(key, ContentFile(rendered.content))
         _mark_completed(report, rendered, stored_name)
-    except SoftTimeLimitExceeded:
+    except (SoftTimeLimitExceeded, JobCanceled) as exc:
         _discard(stored_name)
+        if isinstance(exc, JobCanceled) or report.job_id and job_canceled(task_id=report.job_id):
+            _mark_failed(report, CANCELED)
+            raise JobCanceled(f"Report {report.pk} was canceled.") from None
         limit = setting("REPORTS_SOFT_TIME_LIMIT")
         _mark_failed(report, f"Stopped after the {limit:g} s time limit; nothing was saved. Try a smaller report.")
         raise ReportFailed(report.error) from None

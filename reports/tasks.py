@@ -49,6 +49,7 @@ def _run(task: JobTask, report_id: int) -> Report:
         return report_generate(
             report_id=report_id,
             progress=lambda current, total, status: task.progress(current=current, total=total, status=status),
+            raise_if_canceled=task.raise_if_canceled,
             final_attempt=task.request.retries >= max_retries,
         )
     except TransientReportError as exc:

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.selectors import job_state
@@ -25,6 +26,29 @@ def test_filters_by_kind_state_and_tenant(admin_client):
 
     assert page.status_code == 200
     assert list(page.context["cl"].queryset) == [failed]
+
+
+def test_each_state_filter_shows_the_jobs_the_status_api_calls_so(admin_client):
+    # given jobs in every state, canceled ones among them: before they started, while running, and one that finished
+    # in the moment after its cancel
+    tenant = TenantFactory()
+    now = timezone.now()
+    Job.objects.create(task_id="never-ran", tenant=tenant, kind="send_email", task_name="x")
+    Job.objects.create(task_id="canceled-waiting", tenant=tenant, kind="send_email", task_name="x", canceled_at=now)
+    for status in ("STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"):
+        finished_job(tenant=tenant, status=status)
+    finished_job(tenant=tenant, kind="report_users", status="PROGRESS", canceled_at=now)
+    late = finished_job(tenant=tenant, kind="report_users", status="SUCCESS", canceled_at=now)
+
+    # then each state's filter lists exactly the jobs whose state the status API shows as that state
+    states_of = {job.task_id: job_state(job=job) for job in Job.objects.select_related("result")}
+    shown = {}
+    for state in ("PENDING", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"):
+        page = admin_client.get(LIST_URL, {"state": state})
+        shown[state] = {job.task_id for job in page.context["cl"].queryset}
+        assert shown[state] == {task_id for task_id, its in states_of.items() if its == state}, state
+        assert shown[state], state
+    assert late.task_id in shown["SUCCESS"] and late.task_id not in shown["REVOKED"]
 
 
 def test_retry_puts_a_failed_email_back_under_a_new_job_and_logs_who(admin_client, superuser):

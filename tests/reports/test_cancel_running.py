@@ -1,0 +1,127 @@
+"""A report can be canceled while it is being generated (jobs.services.job_cancel): the worker stops it, stores
+nothing, leaves no render process behind and is free for the next job; its status reads REVOKED from the cancel on.
+An email that is being sent cannot be canceled: the mail server may already have it."""
+
+import time
+
+import pytest
+from celery import states
+from django_celery_results.models import TaskResult
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from config.celery import app as celery_app
+from jobs.models import Job
+from jobs.services import job_new_id
+from reports.models import Report
+from reports.services import CANCELED
+from tests.conftest import wait_for_status
+from tests.reports.conftest import add_users, stored_files_of
+from tests.reports.test_parallel_render import _render_processes_under
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _wait(predicate, *, timeout: float, what: str, log=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, f"{what} not seen in {timeout}s\n{log()}"
+        time.sleep(0.05)
+    return found
+
+
+def _stopped(report: Report) -> bool:
+    """The worker noticed the cancel: its task marked the report (the status API says REVOKED before that)."""
+    report.refresh_from_db()
+    return report.status == Report.Status.FAILED
+
+
+def test_a_report_canceled_while_its_parts_are_laid_out_stops_at_once_and_the_worker_goes_on(worker_process, api):
+    # given a long report being laid out in two processes, with minutes of time limit left
+    worker = worker_process(
+        REPORTS_RENDER_PROCESSES="2", REPORTS_SOFT_TIME_LIMIT="300", REPORTS_TIME_LIMIT="360"
+    ).start()
+    add_users(api.user.tenant, 4000)
+    accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+    _wait(lambda: _render_processes_under(worker.process.pid), timeout=60, what="render processes", log=worker.log)
+
+    # when its owner cancels it
+    canceled = api.post(f"/api/tasks/{accepted['task_id']}/cancel/")
+    asked = time.monotonic()
+
+    # then the answer says REVOKED at once, and the worker stops the report within moments
+    assert canceled.status_code == 202, canceled.content
+    assert canceled.json()["status"] == "REVOKED"
+    report = Report.objects.get(pk=accepted["report_id"])
+    _wait(lambda: _stopped(report), timeout=30, what="the report stopped", log=worker.log)
+    assert time.monotonic() - asked < 3, worker.log()  # laying the rest out would take another ten seconds or more
+    assert report.error == CANCELED
+    assert stored_files_of(report) == [] and not report.file
+    _wait(lambda: not _render_processes_under(worker.process.pid), timeout=5, what="no render process left")
+    # the task's own outcome is the cancel, not a time-limit failure written over it
+    assert TaskResult.objects.get(task_id=accepted["task_id"]).status == states.REVOKED
+    body = api.get(f"/api/tasks/{accepted['task_id']}/").json()
+    assert (body["status"], body["result"]) == ("REVOKED", None)
+    shown = api.get(f"/api/reports/{accepted['report_id']}/").json()
+    assert (shown["status"], shown["error"], shown["download_url"]) == ("failed", CANCELED, None)
+
+    # and the same worker takes the next report and finishes it
+    Report.objects.all().delete()
+    api.user.tenant.users.exclude(pk=api.user.pk).delete()
+    again = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+    assert wait_for_status(api, again["task_id"], timeout=60)["status"] == "SUCCESS", worker.log()
+
+
+def test_a_cancel_whose_broadcast_is_lost_still_stops_the_report_before_it_is_stored(worker_process, api, monkeypatch):
+    # given a report laid out in one process, and a broker that loses the cancel's broadcast
+    worker = worker_process(REPORTS_RENDER_PROCESSES="1", REPORTS_SOFT_TIME_LIMIT="300").start()
+    add_users(api.user.tenant, 2000)
+    accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+
+    def lost(*args, **kwargs):
+        raise RedisConnectionError("the broadcast did not go out")
+
+    monkeypatch.setattr(celery_app.control, "revoke", lost)
+    wait_for_status(api, accepted["task_id"], statuses={"PROGRESS"}, timeout=60)
+
+    # when it is canceled while it runs
+    canceled = api.post(f"/api/tasks/{accepted['task_id']}/cancel/")
+    assert canceled.status_code == 202, canceled.content
+
+    # then the task sees the cancel itself (its next progress report, or before storing the file) and stores nothing
+    report = Report.objects.get(pk=accepted["report_id"])
+    _wait(lambda: _stopped(report), timeout=60, what="the report stopped", log=worker.log)
+    assert report.error == CANCELED
+    assert stored_files_of(report) == []
+    _wait(
+        lambda: TaskResult.objects.filter(task_id=accepted["task_id"], status=states.REVOKED).exists(),
+        timeout=10,
+        what="REVOKED stored by the task",
+    )
+    assert "canceled while it ran" in worker.log()
+
+
+def test_an_email_being_sent_cannot_be_canceled_and_a_running_report_can(api):
+    # given an email job and a report job, both started by a worker (no worker here: their results say so)
+    jobs = {}
+    for kind, task_name in (("send_email", "notifications.send_email"), ("report_users", "reports.generate_report")):
+        job = Job.objects.create(task_id=job_new_id(), tenant=api.user.tenant, kind=kind, task_name=task_name)
+        TaskResult.objects.create(task_id=job.task_id, status=states.STARTED, task_name=task_name)
+        jobs[kind] = job
+
+    # when both are canceled
+    email = api.post(f"/api/tasks/{jobs['send_email'].task_id}/cancel/")
+    report = api.post(f"/api/tasks/{jobs['report_users'].task_id}/cancel/")
+
+    # then the email is refused, saying it is running, and changes nothing
+    assert email.status_code == 409, email.content
+    assert email.json()["status"] == "STARTED"
+    jobs["send_email"].refresh_from_db()
+    assert jobs["send_email"].canceled_at is None
+    # and the report is canceled: REVOKED from now on, while its worker is left to write its own outcome
+    assert report.status_code == 202, report.content
+    assert report.json()["status"] == "REVOKED"
+    assert api.get(f"/api/tasks/{jobs['report_users'].task_id}/").json()["status"] == "REVOKED"
+    assert TaskResult.objects.get(task_id=jobs["report_users"].task_id).status == states.STARTED
+    # a second cancel finds it already revoked
+    again = api.post(f"/api/tasks/{jobs['report_users'].task_id}/cancel/")
+    assert (again.status_code, again.json()["status"]) == (409, "REVOKED")
