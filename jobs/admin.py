@@ -32,7 +32,8 @@ class StateFilter(admin.SimpleListFilter):
             return queryset
         not_canceled = Q(canceled_at__isnull=True)
         if state == states.REVOKED:  # a job canceled while it ran, which then finished anyway, keeps its final state
-            canceled_unfinished = Q(canceled_at__isnull=False) & (Q(result__id__isnull=True) | ~Q(result__status__in=FINAL))
+            unfinished = Q(result__id__isnull=True) | ~Q(result__status__in=FINAL)
+            canceled_unfinished = Q(canceled_at__isnull=False) & unfinished
             return queryset.filter(Q(result__status=states.REVOKED) | canceled_unfinished)
         if state == states.PENDING:
             return queryset.filter(Q(result__id__isnull=True) | Q(result__status=states.PENDING), not_canceled)
