@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from jobs.localcache import invalidate
 from jobs.models import Job
 from jobs.sql import insert_parts
 
@@ -227,10 +228,12 @@ def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
     """Cancel a job: its status reads REVOKED from now on, unless it finishes first.
 
     A job that has not started (PENDING, RETRY) never runs. A running one (STARTED, PROGRESS) can be canceled when its
-    kind allows it (``DEFAULT_CANCEL_RUNNING_KINDS``): its worker is asked to stop it (Celery's soft time limit signal,
-    so the task cleans up as it does at its time limit), and the task also looks for the cancel whenever it reports
-    progress, in case that broadcast is lost. Anything else raises JobNotCancellable. The kind's cancel hook
+    kind allows it (``DEFAULT_CANCEL_RUNNING_KINDS``): its task asks between its steps (``JobTask.raise_if_canceled``),
+    stops, stores nothing and records REVOKED itself. Anything else raises JobNotCancellable. The kind's cancel hook
     (``DEFAULT_CANCEL_HOOKS``) marks its domain row in the cancel's transaction.
+
+    A running task is never sent a signal (Celery's ``revoke(terminate=True)``): that signals a pool process, which may
+    have moved on to another job by the time it lands, and the worker records REVOKED over whatever the task does.
     """
     from jobs.selectors import PROGRESS, job_state  # selectors import services' neighbours; keep the cycle local
 
@@ -246,17 +249,16 @@ def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
         hook = kind_hook({**DEFAULT_CANCEL_HOOKS, **getattr(settings, "JOBS_CANCEL_HOOKS", {})}, job.kind)
         if hook is not None:
             hook(job=job)
-        if not running:
-            # A running task writes its own REVOKED once it has stopped; until then its status reads REVOKED anyway.
-            current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
-    try:
         if running:
-            current_app.control.revoke(job.task_id, terminate=True, signal="SIGUSR1")
+            invalidate("status", job.task_id)  # web processes keep its running status in memory (jobs.localcache)
         else:
+            current_app.backend.mark_as_revoked(job.task_id, reason="canceled")  # and invalidates
+    if not running:
+        try:
             current_app.control.revoke(job.task_id)
-    except BROKER_ERRORS:
-        # Workers check canceled_at before running a job and whenever a running one reports progress.
-        logger.warning("Could not broadcast the revoke of %s; the worker-side check will stop it", job.task_id)
+        except BROKER_ERRORS:
+            # Workers also check canceled_at before running a job, so a lost broadcast changes nothing.
+            logger.warning("Could not broadcast the revoke of %s; the worker-side check will skip it", job.task_id)
     logger.info("Job %s (tenant %s, %s) canceled by user %s", job.task_id, job.tenant_id, state, by_user_id)
     return job
 

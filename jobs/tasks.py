@@ -1,8 +1,7 @@
 import logging
-import time
 
 from celery import Task, shared_task
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore
 from celery.signals import task_postrun, task_prerun, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
@@ -14,7 +13,6 @@ from jobs.services import JobCanceled, job_canceled, job_run_start, jobs_publish
 
 logger = logging.getLogger(__name__)
 
-CANCEL_CHECK_SECONDS = 1.0  # how often at most a job reporting progress asks whether it was canceled
 DATABASE_DOWN = (OperationalError, InterfaceError)
 _NOT_COUNTED = object()
 
@@ -33,11 +31,8 @@ class JobTask(Task):
     def __call__(self, *args, **kwargs):
         try:
             return self._run_job(*args, **kwargs)
-        except (JobCanceled, SoftTimeLimitExceeded) as exc:
-            # Canceled while it ran (jobs.services.job_cancel: the signal is the soft time limit's), and stopped: its
-            # outcome is the cancel. A real time limit is the task's to report.
-            if isinstance(exc, SoftTimeLimitExceeded) and not job_canceled(task_id=self.request.id):
-                raise
+        except JobCanceled:
+            # Canceled while it ran (jobs.services.job_cancel), and stopped by raise_if_canceled: the outcome is that.
             self.backend.mark_as_revoked(self.request.id, reason="canceled", request=self.request)
             logger.info("Job %s stopped: canceled while it ran", self.request.id)
             raise Ignore() from None
@@ -73,23 +68,13 @@ class JobTask(Task):
         return super().__call__(*args, **kwargs)
 
     def progress(self, *, current: int, total: int, status: str = "") -> None:
-        """Record how far the job is; raise JobCanceled if it was canceled meanwhile (asked at most once a second).
-
-        The cancel also reaches a running job as Celery's soft time limit signal; this is for when that broadcast
-        was lost.
-        """
         self.update_state(state=PROGRESS, meta={"current": current, "total": total, "status": status})
-        self.raise_if_canceled(at_most_every=CANCEL_CHECK_SECONDS)
 
-    def raise_if_canceled(self, *, at_most_every: float = 0.0) -> None:
+    def raise_if_canceled(self) -> None:
+        """Raise JobCanceled if this job was canceled while it runs (jobs.services.job_cancel): one small query, for
+        a task to ask between its steps."""
         task_id = self.request.id
-        if not task_id or self.request.is_eager:
-            return
-        now = time.monotonic()
-        if now - (self.request.get("cancel_checked_at") or float("-inf")) < at_most_every:
-            return
-        self.request.cancel_checked_at = now
-        if job_canceled(task_id=task_id):
+        if task_id and not self.request.is_eager and job_canceled(task_id=task_id):
             raise JobCanceled(f"Job {task_id} was canceled.")
 
 

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import AuthenticationString
 from pathlib import Path
 
+WAIT_SECONDS = 1.0  # how often render_parts' ``waiting`` is called while the parts are laid out
 _font_config = None
 
 
@@ -52,14 +53,16 @@ class PartFailed(Exception):
     """A render process died or raised; the caller renders the whole document itself instead."""
 
 
-def render_parts(parts: list[str], *, started: Callable[[], None] | None = None) -> list[tuple[bytes, int]]:
+def render_parts(
+    parts: list[str], *, started: Callable[[], None] | None = None, waiting: Callable[[], None] | None = None
+) -> list[tuple[bytes, int]]:
     """Render each part's HTML in a process of its own, all at once; return (PDF, page count) per part, in order.
 
-    This process only waits (``started`` is called once every part is under way). So Celery's soft time limit, a
-    signal, always finds it in Python or in a wait it interrupts, and never inside the renderer, where a signal can be
-    lost in a C callback (services.report_generate). Whatever happens, every render process is gone when this returns
-    or raises: an interrupted wait kills them, and if this process is killed outright they exit too
-    (``_render_child``).
+    This process only waits (``started`` is called once every part is under way, ``waiting`` about once a second
+    after that, and may raise to stop them: a cancel). So Celery's soft time limit, a signal, always finds it in
+    Python or in a wait it interrupts, and never inside the renderer, where a signal can be lost in a C callback
+    (services.report_generate). Whatever happens, every render process is gone when this returns or raises: an
+    interrupted wait kills them, and if this process is killed outright they exit too (``_render_child``).
     """
     context = _context()
     children: list[tuple[multiprocessing.Process, Connection]] = []
@@ -77,6 +80,8 @@ def render_parts(parts: list[str], *, started: Callable[[], None] | None = None)
             started()
         results = []
         for process, receiver in children:
+            while waiting is not None and not receiver.poll(WAIT_SECONDS):
+                waiting()
             try:
                 outcome = receiver.recv()
             except EOFError:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # (current, total, status) — how far the work is, in units of the report's own choosing
 Progress = Callable[[int, int, str], None]
+# Asked between steps and while parts are laid out: raises JobCanceled when the report's job was canceled meanwhile.
+CancelCheck = Callable[[], None]
 
 PDF = "application/pdf"
 CSV = "text/csv"
@@ -44,19 +46,26 @@ class RenderedFile:
     summary: dict = field(default_factory=dict)
 
 
-def pdf_render(*, template: str, context: dict, progress: Callable[[str], None]) -> tuple[bytes, int, float]:
+def pdf_render(
+    *, template: str, context: dict, progress: Callable[[str], None], raise_if_canceled: CancelCheck
+) -> tuple[bytes, int, float]:
     """Lay out the template and write the PDF in this process; return its bytes, its page count and the seconds it
     took."""
     html = render_to_string(template, context)
     started = time.monotonic()
     progress("laying out pages")
+
+    def laid_out(count: int) -> None:
+        raise_if_canceled()  # not asked during the layout itself, which is WeasyPrint's
+        progress(f"writing PDF ({count} pages)")
+
     with _fewer_gc_passes():
-        content, pages = pdf.render(html, laid_out=lambda count: progress(f"writing PDF ({count} pages)"))
+        content, pages = pdf.render(html, laid_out=laid_out)
     return content, pages, time.monotonic() - started
 
 
 def pdf_render_pages(
-    *, template: str, context: dict, pages: list[list], progress: Callable[[str], None]
+    *, template: str, context: dict, pages: list[list], progress: Callable[[str], None], raise_if_canceled: CancelCheck
 ) -> tuple[bytes, int, float, int]:
     """Render a document whose rows were planned into pages (``pages``: the rows each page holds, the template's
     ``pages``), in runs of pages laid out at once in several processes (``reports.pdf``); return its bytes, page
@@ -75,7 +84,7 @@ def pdf_render_pages(
         started = time.monotonic()
         progress(f"laying out {len(pages)} pages in {len(plan)} processes")
         try:
-            results = pdf.render_parts(htmls)
+            results = pdf.render_parts(htmls, waiting=raise_if_canceled)
             counts = [count for _, count in results]
             if counts == [p.end - p.start for p in plan]:
                 progress(f"joining {len(plan)} parts ({len(pages)} pages)")
@@ -91,7 +100,9 @@ def pdf_render_pages(
             logger.warning("Rendering %s in parts failed (%r); rendering it whole", template, exc)
         spent = time.monotonic() - started
     rows = [row for page in pages for row in page]
-    content, page_count, seconds = pdf_render(template=template, context=context | {"pages": [rows]}, progress=progress)
+    content, page_count, seconds = pdf_render(
+        template=template, context=context | {"pages": [rows]}, progress=progress, raise_if_canceled=raise_if_canceled
+    )
     return content, page_count, spent + seconds, 1
 
 
@@ -130,7 +141,7 @@ def _base_context(report: Report) -> dict:
     }
 
 
-def users_pdf(*, report: Report, progress: Progress) -> RenderedFile:
+def users_pdf(*, report: Report, progress: Progress, raise_if_canceled: CancelCheck) -> RenderedFile:
     total_users = selectors.users_count(tenant_id=report.tenant_id)
     total = total_users + 2  # every user gathered, then layout, then writing
     progress(0, total, "gathering users")
@@ -138,6 +149,7 @@ def users_pdf(*, report: Report, progress: Progress) -> RenderedFile:
     for row in selectors.users_rows(tenant_id=report.tenant_id):
         users.append(row)
         if len(users) % selectors.USER_CHUNK == 0:
+            raise_if_canceled()
             progress(len(users), total, "gathering users")
     total_users = len(users)  # users added meanwhile are in, and counted
     total = total_users + 2
@@ -160,6 +172,7 @@ def users_pdf(*, report: Report, progress: Progress) -> RenderedFile:
         context=context,
         pages=pages or [users],
         progress=lambda s: progress(next(stage, total), total, s),
+        raise_if_canceled=raise_if_canceled,
     )
     summary = {"users": total_users, "progress_total": total, "render_processes": processes}
     return RenderedFile(content, "pdf", PDF, page_count, seconds, summary)
@@ -172,7 +185,7 @@ def _masthead_meta(context: dict) -> str:
     return f"Generated {context['generated_at']:%d %B %Y, %H:%M} UTC{by} · report #{context['report'].pk}"
 
 
-def activity_pdf(*, report: Report, progress: Progress) -> RenderedFile:
+def activity_pdf(*, report: Report, progress: Progress, raise_if_canceled: CancelCheck) -> RenderedFile:
     total = 5  # three queries, then layout, then writing
     done = iter(range(1, total + 1))
     progress(0, total, "gathering jobs")
@@ -200,8 +213,12 @@ def activity_pdf(*, report: Report, progress: Progress) -> RenderedFile:
         "jobs_chart": charts.jobs_chart(days),
         "messages_chart": charts.messages_chart(days),
     }
+    raise_if_canceled()
     content, pages, seconds = pdf_render(
-        template="reports/pdf/activity.html", context=context, progress=lambda s: progress(next(done), total, s)
+        template="reports/pdf/activity.html",
+        context=context,
+        progress=lambda s: progress(next(done), total, s),
+        raise_if_canceled=raise_if_canceled,
     )
     return RenderedFile(content, "pdf", PDF, pages, seconds, {"days": len(days), "progress_total": total} | totals)
 
@@ -210,7 +227,7 @@ CSV_HEADER = ["id", "email", "first_name", "last_name", "is_active", "is_staff",
 CSV_ERRORS_KEPT = 100  # per-user errors kept on the row; the count is always complete
 
 
-def users_csv(*, report: Report, progress: Progress) -> RenderedFile:
+def users_csv(*, report: Report, progress: Progress, raise_if_canceled: CancelCheck) -> RenderedFile:
     """The tenant's "export my data": every user, one CSV row each; a user that cannot be exported is recorded
     with the reason and the walk goes on."""
     total = selectors.users_count(tenant_id=report.tenant_id)
@@ -232,6 +249,7 @@ def users_csv(*, report: Report, progress: Progress) -> RenderedFile:
                 errors.append({"user_id": user["id"], "email": user["email"], "error": " ".join(exc.messages)})
             logger.warning("Export %s (tenant %s): user %s skipped: %s", report.pk, report.tenant_id, user["id"], exc)
         if walked % step == 0:
+            raise_if_canceled()
             progress(min(walked, total), max(total, walked), f"exported {exported} of {total} users")
     total = max(total, walked)
     failed = walked - exported

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import JobCanceled, job_canceled, job_enqueue_again, job_enqueue_with
+from jobs.services import JobCanceled, job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -74,10 +74,11 @@ def report_generate(
 
     The file is built in memory and written to storage only when whole; the row points at it in the same step.
     Raises TransientReportError (retry), ReportFailed (given up, or out of time; the row says why) or JobCanceled
-    (its job was canceled while it ran: stopped by Celery's soft time limit signal, by ``progress`` or by
-    ``raise_if_canceled``, asked once more before the file is stored; nothing is stored).
+    (its job was canceled while it ran: ``raise_if_canceled`` raised it, asked between steps, while parts are laid
+    out and once more before the file is stored; the row says so and nothing is stored).
     """
     progress = progress or (lambda current, total, status: None)
+    raise_if_canceled = raise_if_canceled or (lambda: None)
     claimed = Report.objects.filter(pk=report_id, status__in=[Report.Status.PENDING, Report.Status.GENERATING]).update(
         status=Report.Status.GENERATING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
@@ -91,23 +92,23 @@ def report_generate(
     started = time.monotonic()
     stored_name = None
     try:
-        rendered = BUILDERS[report.report_type](report=report, progress=progress)
+        rendered = BUILDERS[report.report_type](report=report, progress=progress, raise_if_canceled=raise_if_canceled)
         if time.monotonic() - started > setting("REPORTS_SOFT_TIME_LIMIT"):
             # Celery's soft-limit signal can land inside a C callback of the renderer and be lost there; the
             # limit holds anyway.
             raise SoftTimeLimitExceeded()
-        if raise_if_canceled is not None:
-            raise_if_canceled()  # a cancel signal can be lost the same way
+        raise_if_canceled()
         key = _storage_key(report, rendered)
         if default_storage.exists(key):
             default_storage.delete(key)  # left by an attempt that died between storing the file and recording it
         stored_name = default_storage.save(key, ContentFile(rendered.content))
         _mark_completed(report, rendered, stored_name)
-    except (SoftTimeLimitExceeded, JobCanceled) as exc:
+    except JobCanceled:
         _discard(stored_name)
-        if isinstance(exc, JobCanceled) or report.job_id and job_canceled(task_id=report.job_id):
-            _mark_failed(report, CANCELED)
-            raise JobCanceled(f"Report {report.pk} was canceled.") from None
+        _mark_failed(report, CANCELED)
+        raise
+    except SoftTimeLimitExceeded:
+        _discard(stored_name)
         limit = setting("REPORTS_SOFT_TIME_LIMIT")
         _mark_failed(report, f"Stopped after the {limit:g} s time limit; nothing was saved. Try a smaller report.")
         raise ReportFailed(report.error) from None

@@ -155,7 +155,7 @@ def test_a_render_process_that_dies_leaves_the_report_to_be_rendered_whole(tenan
     def kill_one():
         multiprocessing.active_children()[-1].kill()
 
-    monkeypatch.setattr(pdf, "render_parts", lambda parts: real_render_parts(parts, started=kill_one))
+    monkeypatch.setattr(pdf, "render_parts", lambda parts, **kw: real_render_parts(parts, started=kill_one, **kw))
 
     # when the report is generated
     report = report_generate(report_id=_users_report(tenant_user).pk)
