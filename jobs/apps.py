@@ -12,7 +12,7 @@ class JobsConfig(AppConfig):
 
         # Web processes keep statuses in memory (jobs.localcache). The result backend invalidates each state it
         # stores; these cover the rest: results edited or deleted in the admin, jobs and results pruned or deleted
-        # (a Job is never saved again after it is accepted but by a cancel, whose REVOKED goes through the backend).
+        # (a Job is never saved again after it is accepted but by a cancel, which invalidates itself: jobs.services).
         post_save.connect(_status_changed, sender=TaskResult, dispatch_uid="status-cache-result-save")
         post_delete.connect(_status_changed, sender=TaskResult, dispatch_uid="status-cache-result-delete")
         post_delete.connect(_status_changed, sender=Job, dispatch_uid="status-cache-job-delete")

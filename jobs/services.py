@@ -200,9 +200,13 @@ def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) ->
 
 
 # kind (or "prefix*") -> dotted path of ``hook(*, job: Job) -> None``, run in the cancel's transaction to mark the
-# job's domain row (an email stays "queued" otherwise); settings.JOBS_CANCEL_HOOKS adds to or overrides these. Reports
-# need none: their status reads the job's when it was canceled.
-DEFAULT_CANCEL_HOOKS = {"send_email": "notifications.services.email_cancel"}
+# job's domain row (an email stays "queued" otherwise) or refuse with JobNotCancellable (a report whose file is already
+# recorded); settings.JOBS_CANCEL_HOOKS adds to or overrides these.
+DEFAULT_CANCEL_HOOKS = {
+    "send_email": "notifications.services.email_cancel",
+    "report_*": "reports.services.report_cancel",
+    "batch_process_users": "reports.services.report_cancel",
+}
 
 # Kinds (or "prefix*") that may also be canceled while they run; settings.JOBS_CANCEL_RUNNING_KINDS replaces this.
 # Their tasks must leave nothing half-done when stopped at any point: a report stores its file only once it is whole.

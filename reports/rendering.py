@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import DatabaseError
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -94,8 +95,8 @@ def pdf_render_pages(
                 "Parts of %s came out with %s pages where %s were planned; rendering it whole",
                 template, counts, [p.end - p.start for p in plan],
             )  # fmt: skip
-        except (SoftTimeLimitExceeded, JobCanceled):
-            raise  # stop now, not render it whole
+        except (SoftTimeLimitExceeded, JobCanceled, DatabaseError):
+            raise  # stop now (a database error in the cancel check: retry later), not render it whole
         except Exception as exc:  # noqa: BLE001 - a process that died, a fork refused, a part pypdf cannot read
             logger.warning("Rendering %s in parts failed (%r); rendering it whole", template, exc)
         spent = time.monotonic() - started

@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from celery import states
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core import signing
 from django.core.files.base import ContentFile
@@ -15,7 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from jobs.services import JobCanceled, job_enqueue_again, job_enqueue_with
+from jobs.models import Job
+from jobs.services import JobCanceled, JobNotCancellable, job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -154,6 +156,10 @@ def _mark_completed(report: Report, rendered: RenderedFile, stored_name: str) ->
         "error": "",
     }
     with transaction.atomic():
+        # The job's row, locked as job_cancel locks it: a cancel either came first (the report is not completed) or
+        # finds the report completed and is refused (report_cancel).
+        if Job.objects.select_for_update().filter(task_id=report.job_id, canceled_at__isnull=False).exists():
+            raise JobCanceled(f"Report {report.pk} was canceled.")
         updated = Report.objects.filter(pk=report.pk, status=Report.Status.GENERATING).update(**fields)
     if not updated:
         # Another delivery of the same task finished first; keep its file, drop ours.
@@ -231,6 +237,14 @@ def report_from_share_token(*, token: str) -> Report:
     if report is None or not report.file:
         raise ShareLinkInvalid
     return report
+
+
+def report_cancel(*, job: Job) -> None:
+    """Cancel hook (jobs.services.DEFAULT_CANCEL_HOOKS), in the cancel's transaction: a report whose file is already
+    recorded is done, even if its task has not yet stored SUCCESS; the cancel is refused. The report's own row needs
+    no mark: its task marks it when it stops, and its status reads the job's until then (selectors.report_state)."""
+    if Report.objects.filter(job_id=job.task_id, status=Report.Status.COMPLETED).exists():
+        raise JobNotCancellable(states.SUCCESS)
 
 
 def report_retry(*, job, by_user_id: int | None):

@@ -7,12 +7,13 @@ import time
 
 import pytest
 from celery import states
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from jobs.models import Job
-from jobs.services import job_new_id
+from jobs.services import JobCanceled, job_new_id
 from reports.models import Report
-from reports.services import CANCELED
+from reports.services import CANCELED, report_generate, report_request
 from tests.conftest import wait_for_status
 from tests.reports.conftest import add_users, stored_files_of
 from tests.reports.test_parallel_render import _render_processes_under
@@ -122,3 +123,26 @@ def test_an_email_being_sent_cannot_be_canceled_and_a_running_report_can(api):
     # a second cancel finds it already revoked
     again = api.post(f"/api/tasks/{jobs['report_users'].task_id}/cancel/")
     assert (again.status_code, again.json()["status"]) == (409, "REVOKED")
+
+
+def test_a_cancel_and_the_report_being_recorded_completed_happen_in_one_order_or_the_other(api):
+    # given a report whose file is recorded, though its task has not stored SUCCESS yet
+    done = report_request(tenant_id=api.user.tenant_id, user_id=api.user.id, report_type="users")
+    TaskResult.objects.create(task_id=done.job_id, status="PROGRESS", task_name="reports.generate_report")
+    Report.objects.filter(pk=done.pk).update(status=Report.Status.COMPLETED)
+    # and one whose cancel landed after its task last asked
+    late = report_request(tenant_id=api.user.tenant_id, user_id=api.user.id, report_type="users")
+    Job.objects.filter(task_id=late.job_id).update(canceled_at=timezone.now())
+
+    # when the first is canceled, and the second is about to be recorded
+    refused = api.post(f"/api/tasks/{done.job_id}/cancel/")
+    with pytest.raises(JobCanceled):
+        report_generate(report_id=late.pk, raise_if_canceled=lambda: None)
+
+    # then the completed one keeps its file and its job is not marked canceled: the status will read SUCCESS
+    assert (refused.status_code, refused.json()["status"]) == (409, "SUCCESS")
+    assert Job.objects.get(task_id=done.job_id).canceled_at is None
+    # and the canceled one is not recorded completed, and its file is gone
+    late.refresh_from_db()
+    assert (late.status, late.error, late.file.name) == (Report.Status.FAILED, CANCELED, "")
+    assert stored_files_of(late) == []
