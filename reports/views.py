@@ -7,9 +7,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.selectors import job_status
+from jobs.services import JobNotCancellable, job_cancel
 from reports import selectors
 from reports.api import report_file_response
 from reports.conf import setting
@@ -69,6 +70,20 @@ def report_list_page(request: HttpRequest) -> HttpResponse:
 def report_page(request: HttpRequest, report_id: int) -> HttpResponse:
     report = _tenant_report_or_404(request, report_id)
     return render(request, "reports/report_detail.html", {"report": report, **_status_payload(request, report)})
+
+
+@login_required
+@require_POST
+def report_cancel_page(request: HttpRequest, report_id: int) -> HttpResponse:
+    """The report page's Cancel button: the API's cancel (jobs.services.job_cancel), then the page again, which shows
+    what became of it (refused when it had just finished: the page then shows it completed)."""
+    report = _tenant_report_or_404(request, report_id)
+    if report.job is not None:
+        try:
+            job_cancel(job=report.job, by_user_id=request.user.id)
+        except JobNotCancellable as exc:
+            logger.info("Report %s (tenant %s) not canceled from its page: %s", report.pk, report.tenant_id, exc)
+    return redirect("report-page", report_id=report.pk)
 
 
 @login_required

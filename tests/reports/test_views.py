@@ -1,10 +1,12 @@
 """The pages: login required, a form that asks for a report, a status endpoint, downloads, shared links."""
 
+import re
 import time
 
 import pytest
 from django.test import Client
 
+from jobs.models import Job
 from reports.models import Report
 from reports.services import report_share_token
 from tests.conftest import client_for
@@ -80,6 +82,38 @@ def test_the_download_page_of_a_canceled_report_says_it_failed(browser, tenant_u
 
     assert not_ready.status_code == 409
     assert b"This report failed: Canceled." in not_ready.content
+
+
+def test_the_cancel_button_cancels_the_report_and_the_page_says_so(browser, tenant_user):
+    browser.post("/reports/", {"report_type": "users"})
+    report = Report.objects.get()
+    assert b'id="cancel"' in browser.get(f"/reports/{report.pk}/").content
+
+    response = browser.post(f"/reports/{report.pk}/cancel/")
+
+    assert (response.status_code, response["Location"]) == (302, f"/reports/{report.pk}/")
+    job = Job.objects.get(task_id=report.job_id)
+    assert job.canceled_by_id == tenant_user.id
+    status = browser.get(f"/reports/{report.pk}/status/").json()
+    assert (status["status"], status["error"]) == ("failed", "Canceled.")
+    page = browser.get(f"/reports/{report.pk}/").content.decode()
+    assert re.search(r'<form id="cancel-form"[^>]* hidden>', page)  # no button once it is over
+    # a second press changes nothing and lands on the same page
+    assert browser.post(f"/reports/{report.pk}/cancel/")["Location"] == f"/reports/{report.pk}/"
+
+
+def test_the_cancel_button_is_a_post_of_this_tenant_with_its_csrf_token(browser, tenant_user):
+    browser.post("/reports/", {"report_type": "users"})
+    report = Report.objects.get()
+    stranger = Client()
+    stranger.force_login(UserFactory(tenant=TenantFactory(name="Globex")))
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(tenant_user)
+
+    assert stranger.post(f"/reports/{report.pk}/cancel/").status_code == 404
+    assert forged.post(f"/reports/{report.pk}/cancel/").status_code == 403
+    assert browser.get(f"/reports/{report.pk}/cancel/").status_code == 405
+    assert Job.objects.get(task_id=report.job_id).canceled_at is None
 
 
 def test_a_completed_report_page_offers_the_download_and_a_share_link(browser, completed_report):
