@@ -530,7 +530,7 @@ def report_html(tenant_id: int) -> Path:
     report = Report(tenant_id=tenant_id, report_type=Report.Type.USERS, pk=0)
     whole = override_settings(REPORTS_RENDER_PROCESSES=1)  # the whole document, as one HTML
     with whole, mock.patch.object(rendering, "render_to_string", catch), contextlib.suppress(_Caught):
-        rendering.users_pdf(report=report, progress=lambda *args: None)
+        rendering.users_pdf(report=report, progress=lambda *args: None, raise_if_canceled=lambda: None)
     path = RESULTS_DIR / "report-users-1000.html"
     path.write_text(caught["html"])
     return path
