@@ -253,11 +253,11 @@ def job_cancel(*, job: Job, by_user_id: int | None) -> Job:
         hook = kind_hook({**DEFAULT_CANCEL_HOOKS, **getattr(settings, "JOBS_CANCEL_HOOKS", {})}, job.kind)
         if hook is not None:
             hook(job=job)
-        if running:
-            invalidate("status", job.task_id)  # web processes keep its running status in memory (jobs.localcache)
-        else:
-            current_app.backend.mark_as_revoked(job.task_id, reason="canceled")  # and invalidates
+        invalidate("status", job.task_id)  # web processes keep its status in memory (jobs.localcache)
     if not running:
+        # REVOKED on its result row (for Celery's tools; the status reads REVOKED already), written after the commit:
+        # a worker's STARTED write locks the result row, then the job's, so holding the job's row here could deadlock.
+        current_app.backend.mark_as_revoked(job.task_id, reason="canceled")
         try:
             current_app.control.revoke(job.task_id)
         except BROKER_ERRORS:

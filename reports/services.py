@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from jobs.models import Job
-from jobs.services import JobCanceled, JobNotCancellable, job_enqueue_again, job_enqueue_with
+from jobs.services import JobCanceled, JobNotCancellable, job_canceled, job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
 from reports.rendering import BUILDERS, Progress, RenderedFile
@@ -28,7 +28,8 @@ GENERATE_REPORT_TASK = "reports.generate_report"
 BATCH_PROCESS_USERS_TASK = "reports.batch_process_users"
 PDF_TYPES = (Report.Type.USERS, Report.Type.ACTIVITY)  # what POST /api/reports/generate/ accepts
 SHARE_SALT = "reports.share"
-CANCELED = "Canceled while it was being generated; nothing was saved."
+CANCELED = "Canceled while it was being generated; nothing was saved."  # what its task says when it stops
+CANCELED_BEFORE_DONE = "Canceled."
 
 # Errors that can pass: a dropped database connection, a storage hiccup. Anything else fails the report at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
@@ -88,6 +89,8 @@ def report_generate(
     if not claimed:
         logger.info("Report %s (tenant %s) already %s; nothing to do", report.pk, report.tenant_id, report.status)
         if report.status == Report.Status.FAILED:
+            if report.job_id and job_canceled(task_id=report.job_id):
+                raise JobCanceled(f"Report {report.pk} was canceled.")  # by report_cancel, as this run began
             raise ReportFailed(report.error)
         return report
 
@@ -240,11 +243,16 @@ def report_from_share_token(*, token: str) -> Report:
 
 
 def report_cancel(*, job: Job) -> None:
-    """Cancel hook (jobs.services.DEFAULT_CANCEL_HOOKS), in the cancel's transaction: a report whose file is already
-    recorded is done, even if its task has not yet stored SUCCESS; the cancel is refused. The report's own row needs
-    no mark: its task marks it when it stops, and its status reads the job's until then (selectors.report_state)."""
-    if Report.objects.filter(job_id=job.task_id, status=Report.Status.COMPLETED).exists():
+    """Cancel hook (jobs.services.DEFAULT_CANCEL_HOOKS), in the cancel's transaction: the report is marked failed,
+    "Canceled." (a running one's task, when it stops, says more), so the row stays true once old jobs are pruned. A
+    report whose file is already recorded is done, even if its task has not yet stored SUCCESS: the cancel is
+    refused."""
+    reports = Report.objects.filter(job_id=job.task_id)
+    if reports.filter(status=Report.Status.COMPLETED).exists():
         raise JobNotCancellable(states.SUCCESS)
+    reports.filter(status__in=[Report.Status.PENDING, Report.Status.GENERATING]).update(
+        status=Report.Status.FAILED, error=CANCELED_BEFORE_DONE, completed_at=timezone.now()
+    )
 
 
 def report_retry(*, job, by_user_id: int | None):

@@ -123,6 +123,17 @@ def test_a_canceled_report_answers_its_download_as_failed_not_as_not_ready_yet(a
     assert download.json()["detail"] == "The report failed: Canceled."
 
 
+def test_a_report_canceled_before_it_started_stays_failed_once_its_job_is_pruned(api):
+    accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
+    assert api.post(f"/api/tasks/{accepted['task_id']}/cancel/").status_code == 202
+
+    Job.objects.filter(task_id=accepted["task_id"]).delete()  # what cleanup_old_logs does with old jobs
+
+    detail = api.get(f"/api/reports/{accepted['report_id']}/").json()
+    assert (detail["status"], detail["error"]) == ("failed", "Canceled.")
+    assert Report.objects.get(pk=accepted["report_id"]).completed_at is not None  # so retention prunes it in time
+
+
 def test_error_is_null_until_the_report_fails_then_says_why_like_a_tasks(api):
     report_id = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()["report_id"]
 

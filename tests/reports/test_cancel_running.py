@@ -29,12 +29,6 @@ def _wait(predicate, *, timeout: float, what: str, log=lambda: ""):
     return found
 
 
-def _stopped(report: Report) -> bool:
-    """The worker noticed the cancel: its task marked the report (the status API says REVOKED before that)."""
-    report.refresh_from_db()
-    return report.status == Report.Status.FAILED
-
-
 def test_a_report_canceled_while_its_parts_are_laid_out_stops_at_once_and_the_worker_goes_on(worker_process, api):
     # given a long report being laid out in two processes, with minutes of time limit left
     worker = worker_process(
@@ -146,3 +140,16 @@ def test_a_cancel_and_the_report_being_recorded_completed_happen_in_one_order_or
     late.refresh_from_db()
     assert (late.status, late.error, late.file.name) == (Report.Status.FAILED, CANCELED, "")
     assert stored_files_of(late) == []
+
+
+def test_a_run_that_begins_as_its_report_is_canceled_ends_revoked_not_failed(api):
+    # given a report canceled while its run was starting: the cancel marked the row before the run could claim it
+    report = report_request(tenant_id=api.user.tenant_id, user_id=api.user.id, report_type="users")
+    TaskResult.objects.create(task_id=report.job_id, status="STARTED", task_name="reports.generate_report")
+    assert api.post(f"/api/tasks/{report.job_id}/cancel/").status_code == 202
+
+    # when the run goes on, then it stops as canceled (its task records REVOKED), not as a failed report
+    with pytest.raises(JobCanceled):
+        report_generate(report_id=report.pk)
+    report.refresh_from_db()
+    assert (report.status, report.error) == (Report.Status.FAILED, "Canceled.")
