@@ -3,6 +3,7 @@
 import logging
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 class ReportRequestForm(forms.Form):
     report_type = forms.ChoiceField(choices=[(t.value, t.label) for t in PDF_TYPES], label="Report")
+
+
+# A refused cancel's job state, in the page's words.
+_REFUSED = {"SUCCESS": "already completed", "FAILURE": "already failed", "REVOKED": "already canceled"}
 
 
 def _tenant_report_or_404(request: HttpRequest, report_id: int) -> Report:
@@ -82,7 +87,9 @@ def report_cancel_page(request: HttpRequest, report_id: int) -> HttpResponse:
         try:
             job_cancel(job=report.job, by_user_id=request.user.id)
         except JobNotCancellable as exc:
-            logger.info("Report %s (tenant %s) not canceled from its page: %s", report.pk, report.tenant_id, exc)
+            messages.warning(request, f"Not canceled: it is {_REFUSED.get(exc.status, exc.status)}.")
+        else:
+            messages.success(request, "The report was canceled.")
     return redirect("report-page", report_id=report.pk)
 
 

@@ -96,10 +96,14 @@ def test_the_cancel_button_cancels_the_report_and_the_page_says_so(browser, tena
     assert job.canceled_by_id == tenant_user.id
     status = browser.get(f"/reports/{report.pk}/status/").json()
     assert (status["status"], status["error"]) == ("failed", "Canceled.")
-    page = browser.get(f"/reports/{report.pk}/").content.decode()
+    page = browser.get(response["Location"]).content.decode()  # the page it lands on
+    assert "The report was canceled." in page
     assert re.search(r'<form id="cancel-form"[^>]* hidden>', page)  # no button once it is over
-    # a second press changes nothing and lands on the same page
-    assert browser.post(f"/reports/{report.pk}/cancel/")["Location"] == f"/reports/{report.pk}/"
+    # a second press changes nothing, lands on the same page and says why
+    again = browser.post(f"/reports/{report.pk}/cancel/", follow=True)
+    assert again.redirect_chain == [(f"/reports/{report.pk}/", 302)]
+    assert "Not canceled: it is already canceled." in again.content.decode()
+    assert Job.objects.get(task_id=report.job_id).canceled_at == job.canceled_at
 
 
 def test_the_cancel_button_is_a_post_of_this_tenant_with_its_csrf_token(browser, tenant_user):
