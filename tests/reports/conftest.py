@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -53,3 +54,27 @@ def completed_report(tenant_user) -> Report:
     """A users report of tenant "Acme", rendered for real by the service (the queue is not the subject here)."""
     report = report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
     return report_generate(report_id=report.pk)
+
+
+def render_processes_under(root: int) -> list[int]:
+    """Processes below ``root`` forked by a multiprocessing fork server: the render processes (reports/pdf.py)."""
+    parents, commands = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def below(pid: int) -> bool:
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        return pid == root
+
+    return [
+        pid
+        for pid, parent in parents.items()
+        if pid != root and below(pid) and b"forkserver" in commands.get(parent, b"")
+    ]

@@ -14,19 +14,10 @@ from jobs.models import Job
 from jobs.services import JobCanceled, job_new_id
 from reports.models import Report
 from reports.services import CANCELED, report_generate, report_request
-from tests.conftest import wait_for_status
-from tests.reports.conftest import add_users, stored_files_of
-from tests.reports.test_parallel_render import _render_processes_under
+from tests.conftest import wait_for_status, wait_until
+from tests.reports.conftest import add_users, render_processes_under, stored_files_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _wait(predicate, *, timeout: float, what: str, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, f"{what} not seen in {timeout}s\n{log()}"
-        time.sleep(0.05)
-    return found
 
 
 def test_a_report_canceled_while_its_parts_are_laid_out_stops_at_once_and_the_worker_goes_on(worker_process, api):
@@ -36,7 +27,7 @@ def test_a_report_canceled_while_its_parts_are_laid_out_stops_at_once_and_the_wo
     ).start()
     add_users(api.user.tenant, 4000)
     accepted = api.post("/api/reports/generate/", {"report_type": "users"}, format="json").json()
-    _wait(lambda: _render_processes_under(worker.process.pid), timeout=60, what="render processes", log=worker.log)
+    wait_until(lambda: render_processes_under(worker.process.pid), timeout=60, what="render processes", log=worker.log)
 
     # when its owner cancels it
     canceled = api.post(f"/api/tasks/{accepted['task_id']}/cancel/")
@@ -46,12 +37,12 @@ def test_a_report_canceled_while_its_parts_are_laid_out_stops_at_once_and_the_wo
     assert canceled.status_code == 202, canceled.content
     assert canceled.json()["status"] == "REVOKED"
     report = Report.objects.get(pk=accepted["report_id"])
-    _wait(lambda: "canceled while it ran" in worker.log(), timeout=30, what="the task stopped", log=worker.log)
+    wait_until(lambda: "canceled while it ran" in worker.log(), timeout=30, what="the task stopped", log=worker.log)
     assert time.monotonic() - asked < 6, worker.log()  # laying the rest out takes ten seconds or more
     report.refresh_from_db()
     assert (report.status, report.error) == (Report.Status.FAILED, CANCELED)
     assert stored_files_of(report) == [] and not report.file
-    _wait(lambda: not _render_processes_under(worker.process.pid), timeout=5, what="no render process left")
+    wait_until(lambda: not render_processes_under(worker.process.pid), timeout=5, what="no render process left")
     # the task's own outcome is the cancel, not a failure
     assert TaskResult.objects.get(task_id=accepted["task_id"]).status == states.REVOKED
     body = api.get(f"/api/tasks/{accepted['task_id']}/").json()
@@ -80,7 +71,7 @@ def test_a_report_laid_out_in_one_process_is_stopped_before_its_file_is_stored(w
     assert canceled.status_code == 202, canceled.content
 
     # then the task stops once the layout is done, before writing and storing the file
-    _wait(lambda: "canceled while it ran" in worker.log(), timeout=60, what="the task stopped", log=worker.log)
+    wait_until(lambda: "canceled while it ran" in worker.log(), timeout=60, what="the task stopped", log=worker.log)
     report = Report.objects.get(pk=accepted["report_id"])
     assert (report.status, report.error) == (Report.Status.FAILED, CANCELED)
     assert stored_files_of(report) == []

@@ -6,7 +6,6 @@ import datetime
 import multiprocessing
 import re
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,7 +15,7 @@ from weasyprint import HTML
 from reports import paging, pdf, rendering
 from reports.services import report_generate, report_request
 from tests.conftest import wait_for_status
-from tests.reports.conftest import add_users, pdf_text
+from tests.reports.conftest import add_users, pdf_text, render_processes_under
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,7 +201,7 @@ def test_the_soft_time_limit_stops_every_render_process_of_the_report(worker_pro
     deadline = time.monotonic() + 60
     while (final := api.get(f"/api/tasks/{accepted['task_id']}/").json())["status"] not in ("SUCCESS", "FAILURE"):
         assert time.monotonic() < deadline, final
-        if first_seen is None and _render_processes_under(worker.process.pid):
+        if first_seen is None and render_processes_under(worker.process.pid):
             first_seen = time.monotonic()
         time.sleep(0.05)
     ended = time.monotonic()
@@ -214,9 +213,9 @@ def test_the_soft_time_limit_stops_every_render_process_of_the_report(worker_pro
     assert ended - first_seen < 4, worker.log()
     # and no process is left laying out a part nobody will read
     deadline = time.monotonic() + 5
-    while _render_processes_under(worker.process.pid) and time.monotonic() < deadline:
+    while render_processes_under(worker.process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _render_processes_under(worker.process.pid) == []
+    assert render_processes_under(worker.process.pid) == []
 
 
 def _user_rows(text: str) -> list[tuple[int, str]]:
@@ -251,27 +250,3 @@ def _row_numbers(page) -> list[int]:
 def _small_document(rows: int) -> str:
     body = "".join(f"<p>line {n}</p>" for n in range(rows))
     return f"<html><body>{body}</body></html>"
-
-
-def _render_processes_under(root: int) -> list[int]:
-    """Processes below ``root`` forked by a multiprocessing fork server: the render processes (reports/pdf.py)."""
-    parents, commands = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                commands[int(entry.name)] = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def below(pid: int) -> bool:
-        while pid in parents and pid != root:
-            pid = parents[pid]
-        return pid == root
-
-    return [
-        pid
-        for pid, parent in parents.items()
-        if pid != root and below(pid) and b"forkserver" in commands.get(parent, b"")
-    ]
