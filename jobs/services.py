@@ -271,9 +271,16 @@ def job_cancellable_while_running(kind: str) -> bool:
     return kind_key(getattr(settings, "JOBS_CANCEL_RUNNING_KINDS", DEFAULT_CANCEL_RUNNING_KINDS), kind) is not None
 
 
-def job_canceled(*, task_id: str) -> bool:
-    """Whether the job with this id was canceled: what a running job asks now and then."""
-    return Job.objects.filter(task_id=task_id, canceled_at__isnull=False).exists()
+def job_canceled(*, task_id: str, lock: bool = False) -> bool:
+    """Whether the job with this id was canceled: what a running job asks now and then.
+
+    With ``lock`` (inside a transaction) the job's row stays locked until that transaction ends, whatever the answer,
+    as job_cancel locks it: a cancel then falls wholly before or after what the transaction records.
+    """
+    jobs = Job.objects.filter(task_id=task_id)
+    if lock:
+        jobs = jobs.select_for_update()
+    return jobs.values_list("canceled_at", flat=True).first() is not None
 
 
 def retry_countdown(*, retries: int, base: float, cap: float, jitter: float = 0.25) -> float:

@@ -161,7 +161,7 @@ def _mark_completed(report: Report, rendered: RenderedFile, stored_name: str) ->
     with transaction.atomic():
         # The job's row, locked as job_cancel locks it: a cancel either came first (the report is not completed) or
         # finds the report completed and is refused (report_cancel).
-        if Job.objects.select_for_update().filter(task_id=report.job_id, canceled_at__isnull=False).exists():
+        if report.job_id and job_canceled(task_id=report.job_id, lock=True):
             raise JobCanceled(f"Report {report.pk} was canceled.")
         updated = Report.objects.filter(pk=report.pk, status=Report.Status.GENERATING).update(**fields)
     if not updated:

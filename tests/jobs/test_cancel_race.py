@@ -1,6 +1,6 @@
-"""A cancel racing a worker's STARTED write (found from outside: 3 in about 220 tries ended FAILURE, "deadlock
-detected"). The worker's write takes the result row, then the job's; the cancel takes the job's row, and must not then
-wait for the result row inside that transaction."""
+"""A cancel racing a worker: its STARTED write (found from outside: 3 in about 220 tries ended FAILURE, "deadlock
+detected"; the worker's write takes the result row, then the job's, so the cancel must not wait for the result row
+while it holds the job's), and a report's file being recorded (the two take the job's row, so one comes first)."""
 
 import threading
 import time
@@ -11,8 +11,10 @@ from django.db.models import F
 from django_celery_results.models import TaskResult
 
 from jobs.models import Job
-from jobs.services import job_cancel
+from jobs.services import JobNotCancellable, job_cancel, job_canceled
 from notifications.services import email_request
+from reports.models import Report
+from reports.services import report_request
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -55,3 +57,37 @@ def test_a_cancel_racing_the_workers_started_write_does_not_deadlock(tenant_user
     job.refresh_from_db()
     assert job.canceled_at is not None and job.run_count == 1
     assert TaskResult.objects.get(task_id=job.task_id).status == "REVOKED"
+
+
+def test_a_report_being_recorded_holds_off_a_cancel_until_it_is_recorded_and_the_cancel_is_refused(tenant_user):
+    # given a running report whose task is recording its file: it holds the job's row as reports.services does
+    report = report_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, report_type="users")
+    TaskResult.objects.create(task_id=report.job_id, status="PROGRESS", task_name="reports.generate_report")
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.GENERATING)
+    holding, errors = threading.Event(), []
+
+    def recording():
+        try:
+            with transaction.atomic():
+                assert not job_canceled(task_id=report.job_id, lock=True)
+                holding.set()
+                time.sleep(0.5)  # meanwhile the cancel comes
+                Report.objects.filter(pk=report.pk).update(status=Report.Status.COMPLETED)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=recording)
+    worker.start()
+    assert holding.wait(10)
+
+    # when the report is canceled at that moment, then the cancel waits for the recording and is refused
+    try:
+        with pytest.raises(JobNotCancellable) as refused:
+            job_cancel(job=Job.objects.get(task_id=report.job_id), by_user_id=tenant_user.id)
+    finally:
+        worker.join(10)  # before the test's tables are emptied
+    assert errors == [] and refused.value.status == "SUCCESS"
+    assert Job.objects.get(task_id=report.job_id).canceled_at is None
+    assert Report.objects.get(pk=report.pk).status == Report.Status.COMPLETED
