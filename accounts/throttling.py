@@ -16,30 +16,43 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _leases: dict[str, tuple[int, float]] = {}  # this process's batches: tenant key → (requests left, expires)
 _leases_lock = threading.Lock()
 
-# GCRA with a burst of the whole budget: "600/min" lets 600 requests through at once, then one every 100 ms.
-# One atomic script and one small key per tenant, whatever the rate (a log of request times, as DRF's
-# SimpleRateThrottle keeps, costs time in proportion to the requests in the window: 5.5 ms a request at 30,000).
-# KEYS[1]: the tenant's key; ARGV: the spacing and the burst allowance in microseconds, and how many requests to take
-# at most. Returns {requests taken (at least 1, or 0 when none may go), microseconds to wait when none may}.
+# A sliding log: the times of the tenant's requests in the last period, in one sorted set per tenant, so that "600/min"
+# lets at most 600 requests through in any 60 s, however they bunch (a token bucket as large as the budget would let
+# through twice it: the whole budget at once, then its refill). One atomic script and one Redis call per request (or
+# per batch, below); its cost grows with the log's size only as a sorted set's does, by its logarithm.
+# KEYS: the tenant's log and the counter naming its entries; ARGV: the period in microseconds, the limit, how many
+# requests to take at most, and how long in microseconds a batch may take to be used (its entries are dated that much
+# later, so that a request let through late from a batch still counts in every period it falls in). Returns
+# {requests taken (at least 1, or 0 when none may go), microseconds to wait when none may}.
 TAKE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local spacing, burst, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local room = math.floor((now + burst - tat) / spacing) + 1
-if room < 1 then return {0, tat - now - burst} end
+local period, limit, wanted, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+local room = limit - redis.call('ZCARD', KEYS[1])
+if room < 1 then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, math.max(1, tonumber(oldest[2]) + period - now)}
+end
 local taken = math.min(room, wanted)
-tat = tat + taken * spacing
-redis.call('SET', KEYS[1], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
+local last = redis.call('INCRBY', KEYS[2], taken)
+local entries = {}
+for i = 1, taken do
+    entries[2 * i - 1] = now + hold
+    entries[2 * i] = last - i
+end
+redis.call('ZADD', KEYS[1], unpack(entries))
+local expires = math.ceil((period + hold) / 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], expires)
+redis.call('PEXPIRE', KEYS[2], expires)
 return {taken, 0}
 """
 
 # At a high rate each process takes a small batch of requests from its tenant's budget at once, 1/LEASE_SHARE of a
 # second's worth (at most LEASE_MAX), and counts them down in memory: one Redis call per batch instead of one per
-# request. What a batch does not use within 1/LEASE_SHARE s lapses, so over any window at most that much of the
-# budget more gets through (one batch spent late), and an idle batch never holds requests back from other processes
-# for long; at 600/min (10 a second) a batch is a single request, as without batches.
+# request. What a batch does not use within 1/LEASE_SHARE s lapses (still counted: the limit is never exceeded, and
+# at worst a batch per process goes unused), so an idle batch never holds requests back from other processes for
+# long; at 600/min (10 a second) a batch is a single request, as without batches.
 LEASE_SHARE = 20
 LEASE_MAX = 100
 LEASES_MAX = 10_000
@@ -79,10 +92,10 @@ class TenantRateThrottle(BaseThrottle):
                     _leases[key] = (remaining - 1, expires)
                 return True
         count, seconds = parse_rate(settings.API_TENANT_RATE)
-        spacing = max(1, round(seconds * 1_000_000 / count))  # microseconds; a rate above a million a second is one
         wanted = max(1, min(LEASE_MAX, count // (seconds * LEASE_SHARE)))
+        hold = 1_000_000 // LEASE_SHARE if wanted > 1 else 0
         try:
-            taken, wait_us = _take()(keys=[key], args=[spacing, spacing * (count - 1), wanted])
+            taken, wait_us = _take()(keys=[key, f"{key}:n"], args=[seconds * 1_000_000, count, wanted, hold])
         except (RedisError, OSError):
             logger.warning("Throttle skipped: Redis is unreachable")
             return True
@@ -90,8 +103,7 @@ class TenantRateThrottle(BaseThrottle):
             with _leases_lock:
                 if len(_leases) >= LEASES_MAX:  # keys of clients never seen again (by IP, without a tenant)
                     _leases.clear()
-                # Unused requests of a batch lapse after 1/LEASE_SHARE s, about when the budget would have refilled
-                # them: a request let through late by a batch is at most that late.
+                # Unused requests of a batch lapse after 1/LEASE_SHARE s: as long as the script dated them for.
                 _leases[key] = (taken - 1, time.monotonic() + 1 / LEASE_SHARE)
         self.wait_seconds = wait_us / 1_000_000
         return taken > 0

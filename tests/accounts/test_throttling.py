@@ -1,5 +1,6 @@
-"""The tenant API throttle at high rates: each process takes its tenant's budget in small batches (one Redis call per
-batch), and all processes together never let through more than the budget."""
+"""The tenant API throttle: at most the budget in any period (a sliding log), and at high rates each process takes its
+tenant's budget in small batches (one Redis call per batch) while all processes together still never let through more
+than the budget."""
 
 import time
 from types import SimpleNamespace
@@ -42,8 +43,8 @@ def test_two_processes_taking_batches_never_exceed_the_budget_together(settings,
 
     assert all(answers[:180])
     assert calls_within_budget <= 180 / 10 + 2  # a call per batch of 10, not per request
-    refilled = elapsed * 200 + 1
-    assert sum(answers) <= 200 + refilled  # the batches come out of the one budget
+    if elapsed < 1:  # all of it inside one period (else the first requests have left it)
+        assert sum(answers) <= 200  # the batches come out of the one budget
     assert sum(answers) >= 200 - 2 * 10  # at most one batch per process may go unused
 
 
@@ -69,3 +70,48 @@ def test_at_an_ordinary_rate_every_request_asks_redis(settings, redis_calls):
     for _ in range(3):
         assert TenantRateThrottle().allow_request(request_of(9003), view=None)
     assert [call["args"][2] for call in redis_calls] == [1, 1, 1]
+
+
+def redis_now_us() -> int:
+    from jobs.redis_client import redis_client
+
+    seconds, micros = redis_client().time()
+    return seconds * 1_000_000 + micros
+
+
+def spend(tenant_id: int, *, count: int, seconds_ago: float) -> None:
+    """Enter ``count`` requests into the tenant's log as the throttle does, dated ``seconds_ago`` by Redis's clock."""
+    from jobs.redis_client import redis_client
+
+    at = redis_now_us() - round(seconds_ago * 1_000_000)
+    redis_client().zadd(f"throttle:tenant:t{tenant_id}", {f"seeded-{n}": at for n in range(count)})
+
+
+def test_a_budget_spent_59_seconds_ago_still_holds_back_the_next_request(settings):
+    # A token bucket as large as the budget would have refilled 590 of 600 by now, letting through 1,190 in a minute.
+    settings.API_TENANT_RATE = "600/min"
+    spend(9005, count=600, seconds_ago=59)
+    throttle = TenantRateThrottle()
+
+    assert throttle.allow_request(request_of(9005), view=None) is False
+    assert 0 < throttle.wait() <= 1.0  # until the oldest of them is a minute old
+
+
+def test_requests_older_than_the_period_no_longer_count(settings):
+    settings.API_TENANT_RATE = "600/min"
+    spend(9006, count=600, seconds_ago=61)
+    spend(9006, count=599, seconds_ago=30)
+
+    answers = [TenantRateThrottle().allow_request(request_of(9006), view=None) for _ in range(2)]
+    assert answers == [True, False]
+
+
+def test_a_batch_is_counted_for_as_long_as_it_may_be_used(settings, redis_calls):
+    settings.API_TENANT_RATE = "200/s"  # batches of 10, usable for 50 ms
+    assert TenantRateThrottle().allow_request(request_of(9007), view=None)
+
+    from jobs.redis_client import redis_client
+
+    scores = [score for _, score in redis_client().zrange("throttle:tenant:t9007", 0, -1, withscores=True)]
+    assert len(scores) == 10
+    assert all(score >= redis_now_us() + 40_000 for score in scores)  # dated after the batch lapses
