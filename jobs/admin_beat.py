@@ -67,7 +67,7 @@ class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
     def _clean_json_of(self, field: str, kind: type, words: str) -> str:
         value = self.cleaned_data.get(field) or ("[]" if kind is list else "{}")
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise forms.ValidationError(_("Not valid JSON: %(error)s"), params={"error": exc}) from exc
         if not isinstance(parsed, kind):
@@ -79,6 +79,16 @@ class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
 
     def clean_kwargs(self) -> str:
         return self._clean_json_of("kwargs", dict, 'object, e.g. {} or {"day": "2026-11-23"}')
+
+    def clean_headers(self) -> str:
+        # Beat skips, without a word, a schedule whose headers it cannot read: it would look enabled and never run.
+        return self._clean_json_of("headers", dict, 'object, e.g. {} or {"priority": 5}')
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity: Python's json reads them, but they are not JSON, and a task's arguments would not survive
+    the trip through the broker."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 class PeriodicTaskAdmin(WritesByPermissionMixin, beat_admin.PeriodicTaskAdmin):

@@ -110,9 +110,14 @@ def test_celery_internal_tasks_are_not_offered(admin_client, every_minute):
         ("args", '{"a": 1}', "Must be a JSON list"),
         ("kwargs", "{day: 1}", "Not valid JSON"),
         ("kwargs", "[1]", "Must be a JSON object"),
+        ("kwargs", '{"a": NaN}', "NaN is not a JSON value"),
+        ("args", "[Infinity]", "Infinity is not a JSON value"),
+        # beat would skip the schedule without a word while the admin shows it enabled
+        ("headers", "not json", "Not valid JSON"),
+        ("headers", '["x"]', "Must be a JSON object"),
     ],
 )
-def test_args_and_kwargs_must_be_json_of_the_right_shape(admin_client, every_minute, field, value, message):
+def test_args_kwargs_and_headers_must_be_json_of_the_right_shape(admin_client, every_minute, field, value, message):
     response = admin_client.post(ADD_URL, new_task_form(admin_client, every_minute, **{field: value}))
 
     assert response.status_code == 200
