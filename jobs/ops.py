@@ -26,7 +26,10 @@ def duration_parse(text: str) -> timedelta:
     match = DURATION.match(text or "")
     if not match:
         raise ValueError(f"{text!r} is not a duration like 90m, 24h or 7d")
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than a duration can be") from None
 
 
 @dataclass

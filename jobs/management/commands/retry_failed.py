@@ -30,16 +30,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, kind: str | None, since: str, dry_run: bool, **options) -> None:
         try:
-            window = duration_parse(since)
-        except ValueError as exc:
+            cutoff = timezone.now() - duration_parse(since)
+        except (ValueError, OverflowError) as exc:  # OverflowError: before the year 1
             raise CommandError(f"--since: {exc}") from exc
-        jobs = list(failed_jobs(since=timezone.now() - window, kind=kind))
+        jobs = list(failed_jobs(since=cutoff, kind=kind))
         what = f"failed {kind or ''} job(s) in the last {since}".replace("  ", " ")
         if not jobs:
-            self.stdout.write(f"No {what}.")
             if kind and not Job.objects.filter(kind=kind).exists():  # a typo, most likely: say which kinds there are
-                kinds = ", ".join(sorted(Job.objects.values_list("kind", flat=True).distinct())) or "none yet"
-                self.stderr.write(f"No job of kind {kind!r} was ever recorded. Kinds recorded: {kinds}.")
+                kinds = ", ".join(Job.objects.order_by("kind").values_list("kind", flat=True).distinct()) or "none yet"
+                raise CommandError(f"No job of kind {kind!r} was ever recorded. Kinds recorded: {kinds}.")
+            self.stdout.write(f"No {what}.")
             return
         # A dry run takes the real run's path, each retry rolled back, so that it reports exactly what a run would do.
         retry = job_retry_dry_run if dry_run else partial(job_retry, by_user_id=None)
