@@ -26,6 +26,11 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, email: str) -> "User":
+        """Emails are kept in lower case, so logging in (the login page, the admin, the token API) is not
+        case-sensitive."""
+        return self.get(email=email.lower())
+
     def create_superuser(self, email: str, password: str | None = None, **fields) -> "User":
         fields.update(is_staff=True, is_superuser=True)
         return self.create_user(email, password, **fields)
@@ -54,6 +59,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.email.lower()  # before the form checks it is unique, so a case twin is a form error
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.lower()  # however it was made (the admin, the shell): logins look it up in lower case
+        super().save(*args, **kwargs)
 
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip() or self.email

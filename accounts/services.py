@@ -23,6 +23,15 @@ def tenant_user_create(
     slug = slugify(tenant_name)
     if not slug:
         raise AccountError(f"Cannot make a slug from the tenant name {tenant_name!r}")
+    for what, value, field in (
+        ("tenant name", tenant_name, Tenant._meta.get_field("name")),
+        ("tenant slug", slug, Tenant._meta.get_field("slug")),
+        ("email", email, User._meta.get_field("email")),
+    ):
+        if len(value) > field.max_length:
+            raise AccountError(f"The {what} is {len(value)} characters long; at most {field.max_length} are allowed")
+    if not password:
+        raise AccountError("The password must not be empty: that user could never log in")
     if slug in reserved_tenant_slugs():
         raise AccountError(f"The tenant slug {slug!r} is reserved; choose another name")
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})

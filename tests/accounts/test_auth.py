@@ -47,6 +47,58 @@ def test_create_tenant_again_keeps_one_tenant_and_one_token(capsys):
     assert user.is_staff and user.check_password("pw-7654321")
 
 
+@pytest.mark.parametrize(
+    ("name", "email", "password", "message"),
+    [
+        ("Initech", "peter@initech.example", "", "password must not be empty"),
+        ("I" * 201, "peter@initech.example", "pw-123456", "tenant name is 201 characters long; at most 200"),
+        ("Initech", f"{'p' * 300}@initech.example", "pw-123456", "email is 316 characters long; at most 254"),
+    ],
+)
+def test_create_tenant_refuses_what_could_not_be_stored_or_used(name, email, password, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("create_tenant", name, "--email", email, "--password", password)
+
+    assert not Tenant.objects.exists() and not User.objects.exists()
+
+
+def test_logging_in_is_not_case_sensitive_on_the_page_the_admin_and_the_token_api(client, tenant_user):
+    typed = tenant_user.email.upper()
+
+    page = client.post("/accounts/login/", {"username": typed, "password": "correct-horse-battery"})
+    assert page.status_code == 302 and client.session["_auth_user_id"] == str(tenant_user.pk)
+
+    tenant_user.is_staff = True
+    tenant_user.save()
+    client.logout()
+    admin = client.post("/admin/login/", {"username": typed, "password": "correct-horse-battery"})
+    assert admin.status_code == 302 and client.session["_auth_user_id"] == str(tenant_user.pk)
+
+    token = client.post("/api/auth/token/", {"email": typed, "password": "correct-horse-battery"}, "application/json")
+    assert token.status_code == 200
+
+
+def test_a_user_added_in_the_admin_with_capitals_can_log_in_and_a_case_twin_is_a_form_error(client, tenant_user):
+    root = User.objects.create_superuser("root@example.com", "root-password-1")
+    client.force_login(root)
+    form = {"tenant": tenant_user.tenant_id, "password1": "Sufficient-Pass-9", "password2": "Sufficient-Pass-9",
+            "usable_password": "true"}  # fmt: skip
+
+    added = client.post("/admin/accounts/user/add/", form | {"email": "Milton@Initech.Example"})
+    assert added.status_code == 302, added.context["adminform"].form.errors if added.context else added
+    assert User.objects.filter(email="milton@initech.example").exists()
+    token = client.post(
+        "/api/auth/token/", {"email": "Milton@Initech.Example", "password": "Sufficient-Pass-9"}, "application/json"
+    )
+    assert token.status_code == 200
+
+    twin = client.post("/admin/accounts/user/add/", form | {"email": "MILTON@initech.example"})
+    assert twin.status_code == 200 and "email" in twin.context["adminform"].form.errors
+    assert User.objects.filter(email__iexact="milton@initech.example").count() == 1
+
+
 def test_the_system_tenants_slug_cannot_be_taken_by_a_customer():
     from django.core.management.base import CommandError
 

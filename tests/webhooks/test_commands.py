@@ -46,7 +46,15 @@ def test_rotate_prints_the_new_secret_and_an_owning_tenant_can_be_named():
     assert (source.previous_secret, source.tenant.slug) == (first, "acme")
 
 
-@pytest.mark.parametrize(("args", "message"), [(("Not A Slug",), "SLUG"), (("x", "--tenant", "nobody"), "--tenant")])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("Not A Slug",), "SLUG"),
+        (("",), "SLUG"),  # its deliveries would go to /api/webhooks//, which is no URL
+        (("a" * 101,), "at most 100"),
+        (("x", "--tenant", "nobody"), "--tenant"),
+    ],
+)
 def test_bad_arguments_are_refused(args, message):
     with pytest.raises(CommandError, match=message):
         _run(*args)

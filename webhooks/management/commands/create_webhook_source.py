@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
 from accounts.models import Tenant
+from webhooks.models import WebhookSource
 from webhooks.services import webhook_source_get_or_create, webhook_source_rotate_secret
 
 
@@ -16,8 +17,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, slug: str, tenant: str | None, rotate: bool, **options) -> None:
-        if slugify(slug) != slug:
+        if not slug or slugify(slug) != slug:
             raise CommandError(f"SLUG: {slug!r} is not a slug (lowercase letters, digits, hyphens, underscores)")
+        longest = WebhookSource._meta.get_field("slug").max_length
+        if len(slug) > longest:
+            raise CommandError(f"SLUG: {len(slug)} characters long; at most {longest} are allowed")
         tenant_id = None
         if tenant is not None:
             tenant_id = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
