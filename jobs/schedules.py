@@ -70,10 +70,11 @@ STANDARD_SCHEDULES: list[StandardSchedule] = [
 
 @transaction.atomic
 def periodic_tasks_setup() -> list[str]:
-    """Create the standard schedules that are missing; return their names. Existing ones are left as edited."""
+    """Create the standard schedules that are missing; return their names. Existing ones are left as edited, renamed
+    ones included."""
     created = []
     for standard in STANDARD_SCHEDULES:
-        if PeriodicTask.objects.filter(name=standard.name).exists():
+        if standard_schedule_row(standard) is not None:
             continue
         schedule = {}
         if isinstance(standard.when, Every):
@@ -93,13 +94,20 @@ def standard_schedule(name: str) -> StandardSchedule:
     return next(standard for standard in STANDARD_SCHEDULES if standard.name == name)
 
 
+def standard_schedule_row(standard: StandardSchedule) -> PeriodicTask | None:
+    """The row holding a standard schedule: the one of its name or, renamed in the admin, the first of its task (so
+    that setting up again does not make a second one that runs the task twice)."""
+    rows = PeriodicTask.objects.select_related("crontab")
+    return rows.filter(name=standard.name).first() or rows.filter(task=standard.task).order_by("pk").first()
+
+
 def schedule_next_run(*, name: str, after: datetime) -> datetime | None:
     """When the named crontab schedule fires next after ``after`` (aware), as beat would compute it.
 
     Reads the schedule as the admin left it, falling back to the standard one; None for a disabled or
     non-crontab schedule.
     """
-    task = PeriodicTask.objects.select_related("crontab").filter(name=name).first()
+    task = standard_schedule_row(standard_schedule(name))
     if task is not None:
         if not task.enabled or task.crontab is None:
             return None

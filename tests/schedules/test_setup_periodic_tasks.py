@@ -49,3 +49,15 @@ def test_running_it_again_keeps_what_an_admin_edited(capsys):
     assert PeriodicTask.objects.filter(name__in=STANDARD).count() == len(STANDARD)
     output = capsys.readouterr().out.splitlines()
     assert "kept     send-weekly-digest" in output and "created  cleanup-old-logs" in output
+
+
+def test_a_schedule_renamed_in_the_admin_is_kept_not_made_again(capsys):
+    call_command("setup_periodic_tasks")
+    renewals = PeriodicTask.objects.get(name="check-subscription-renewals")
+    renewals.name = "Renewal reminders (midnight)"
+    renewals.save()
+
+    call_command("setup_periodic_tasks")
+
+    assert PeriodicTask.objects.filter(task=renewals.task).count() == 1  # not a second row running it again
+    assert "kept     check-subscription-renewals" in capsys.readouterr().out.splitlines()
