@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from accounts.models import Tenant
+from accounts.services import reserved_tenant_slugs
 from webhooks.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def _billing_tenant(event: WebhookEvent) -> Tenant:
     slug = billing_tenant_slug(event.payload)
     if slug is None:
         raise WebhookEventInvalid("data.tenant: a tenant slug is required.")
+    if slug in reserved_tenant_slugs():  # the platform's own tenant has no subscription
+        raise WebhookEventInvalid(f"data.tenant: {slug!r} is not a customer's tenant.")
     tenant = Tenant.objects.select_for_update(no_key=True).filter(slug=slug).first()
     if tenant is None:
         raise WebhookEventInvalid(f"data.tenant: no tenant with slug {slug!r}.")
