@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
 from jobs import urls as jobs_urls
+from jobs.openapi import SchemaView
 from jobs.views import healthz
 from notifications import urls as notifications_urls
 from reports import urls as reports_urls
@@ -19,7 +20,7 @@ api_patterns = [
     *reports_urls.urlpatterns,
     *webhooks_urls.urlpatterns,
     *accounts_urls.urlpatterns,
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 

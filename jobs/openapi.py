@@ -5,6 +5,8 @@ Documented so that clients (and the schema fuzzing in tests/hostile/) know every
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
 
 from jobs.idempotency import HEADER, KEY_MAX_LENGTH
 
@@ -58,3 +60,14 @@ POST = (411, 413)  # every POST: the body-limit middleware answers these before 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     # every endpoint reads the database, so any may answer 503 (jobs/exceptions.py)
     return {code: ERRORS[code] for code in sorted({*codes, 503})}
+
+
+class SchemaView(SpectacularAPIView):
+    """/api/schema/: the document as YAML (the default) or JSON (``?format=json``); its errors (an unknown ``format``,
+    an ``Accept`` it cannot serve) in JSON like every other API error, not dressed as an OpenAPI document."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(response, "exception", False):
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return response

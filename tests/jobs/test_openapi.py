@@ -35,3 +35,17 @@ def test_the_docs_page_loads_swagger_ui_from_this_server_alone(client, settings)
         served = client.get(url)
         assert served.status_code == 200, url
         assert int(served["Content-Length"]) > 0, url
+
+
+@pytest.mark.parametrize(("query", "accept", "status"), [({"format": "xml"}, "*/*", 404), ({}, "text/html", 406)])
+def test_the_schemas_errors_are_json_like_every_api_error(client, query, accept, status):
+    response = client.get("/api/schema/", query, HTTP_ACCEPT=accept)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]
+
+
+def test_the_schema_is_still_yaml_by_default_and_json_on_request(client):
+    assert client.get("/api/schema/")["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert client.get("/api/schema/", {"format": "json"}).json()["openapi"].startswith("3.")
