@@ -16,32 +16,36 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _leases: dict[str, tuple[int, float]] = {}  # this process's batches: tenant key → (requests left, expires)
 _leases_lock = threading.Lock()
 
-# A sliding log: the times of the tenant's requests in the last period, in one sorted set per tenant, so that "600/min"
-# lets at most 600 requests through in any 60 s, however they bunch (a token bucket as large as the budget would let
-# through twice it: the whole budget at once, then its refill). One atomic script and one Redis call per request (or
-# per batch, below); its cost grows with the log's size only as a sorted set's does, by its logarithm.
-# KEYS: the tenant's log and the counter naming its entries; ARGV: the period in microseconds, the limit, how many
-# requests to take at most, and how long in microseconds a batch may take to be used (its entries are dated that much
-# later, so that a request let through late from a batch still counts in every period it falls in). Returns
-# {requests taken (at least 1, or 0 when none may go), microseconds to wait when none may}.
+# A sliding log: the tenant's requests in the last period, in one sorted set per tenant, so that "600/min" lets at
+# most 600 requests through in any 60 s, however they bunch (a token bucket as large as the budget would let through
+# twice it: the whole budget at once, then its refill). An entry is a request or a batch of them (below), named
+# "<n>:<how many>" and dated when it was taken; a hash beside it keeps the total they hold and the last n. One atomic
+# script and one Redis call per request (or per batch): the log holds at most an entry per request or batch in the
+# period, and its cost grows with that only as a sorted set's does, by its logarithm.
+# KEYS: the log and its hash; ARGV: the period in microseconds, the limit, how many requests to take at most, and how
+# long in microseconds a batch may take to be used (it is dated that much later, so that a request let through late
+# from a batch still counts in every period it falls in). Returns {requests taken (at least 1, or 0 when none may go),
+# microseconds to wait when none may}.
 TAKE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local period, limit, wanted, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
-local room = limit - redis.call('ZCARD', KEYS[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if #gone > 0 then
+    local count = 0
+    for _, entry in ipairs(gone) do count = count + tonumber(string.match(entry, ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+    redis.call('HINCRBY', KEYS[2], 'used', -count)
+end
+local room = limit - tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
 if room < 1 then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return {0, math.max(1, tonumber(oldest[2]) + period - now)}
 end
 local taken = math.min(room, wanted)
-local last = redis.call('INCRBY', KEYS[2], taken)
-local entries = {}
-for i = 1, taken do
-    entries[2 * i - 1] = now + hold
-    entries[2 * i] = last - i
-end
-redis.call('ZADD', KEYS[1], unpack(entries))
+local n = redis.call('HINCRBY', KEYS[2], 'n', 1)
+redis.call('ZADD', KEYS[1], now + hold, n .. ':' .. taken)
+redis.call('HINCRBY', KEYS[2], 'used', taken)
 local expires = math.ceil((period + hold) / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], expires)
 redis.call('PEXPIRE', KEYS[2], expires)
@@ -80,8 +84,10 @@ class TenantRateThrottle(BaseThrottle):
         self.wait_seconds: float | None = None
 
     def get_ident_key(self, request) -> str:
+        # "log", not the earlier token bucket's "tenant": a key of the old kind left in Redis would be refused by the
+        # script (a string, not a sorted set), and the throttle would let everything through until it expired.
         tenant_id = getattr(request.user, "tenant_id", None)
-        return f"throttle:tenant:t{tenant_id}" if tenant_id else f"throttle:tenant:ip{self.get_ident(request)}"
+        return f"throttle:log:t{tenant_id}" if tenant_id else f"throttle:log:ip{self.get_ident(request)}"
 
     def allow_request(self, request, view) -> bool:
         key = self.get_ident_key(request)
