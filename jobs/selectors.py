@@ -14,6 +14,7 @@ from jobs.models import Job
 
 FINAL_STATES = frozenset(states.READY_STATES)  # SUCCESS, FAILURE, REVOKED
 PROGRESS = "PROGRESS"  # the custom state of tasks that report how far they are
+CANCELED_ERROR = "Canceled."  # the error a canceled job reads with, and its domain row (a report)
 ERROR_MAX_CHARS = 300
 CACHED_RESULT_MAX_CHARS = 4096  # a larger result (fetched data, say) is read from the database on every poll
 
@@ -108,7 +109,7 @@ def _status(*, job: Job, result_status: str | None, result_payload: str | None) 
     elif state in (states.FAILURE, states.RETRY):
         error = short_error(payload)
     elif state == states.REVOKED:
-        error = "Canceled."
+        error = CANCELED_ERROR
     return {
         "task_id": job.task_id,
         "status": state,

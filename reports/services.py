@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from jobs.models import Job
+from jobs.selectors import CANCELED_ERROR
 from jobs.services import JobCanceled, JobNotCancellable, job_canceled, job_enqueue_again, job_enqueue_with
 from reports.conf import setting
 from reports.models import Report
@@ -29,7 +30,7 @@ BATCH_PROCESS_USERS_TASK = "reports.batch_process_users"
 PDF_TYPES = (Report.Type.USERS, Report.Type.ACTIVITY)  # what POST /api/reports/generate/ accepts
 SHARE_SALT = "reports.share"
 CANCELED = "Canceled while it was being generated; nothing was saved."  # what its task says when it stops
-CANCELED_BEFORE_DONE = "Canceled."
+CANCELED_BEFORE_DONE = CANCELED_ERROR
 
 # Errors that can pass: a dropped database connection, a storage hiccup. Anything else fails the report at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
