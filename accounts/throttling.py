@@ -19,9 +19,9 @@ _leases_lock = threading.Lock()
 # A sliding log: the tenant's requests in the last period, in one sorted set per tenant, so that "600/min" lets at
 # most 600 requests through in any 60 s, however they bunch (a token bucket as large as the budget would let through
 # twice it: the whole budget at once, then its refill). An entry is a request or a batch of them (below), named
-# "<n>:<how many>" and dated when it was taken; a hash beside it keeps the total they hold and the last n. One atomic
-# script and one Redis call per request (or per batch): the log holds at most an entry per request or batch in the
-# period, and its cost grows with that only as a sorted set's does, by its logarithm.
+# "<n>@<time>:<how many>" and dated when it was taken; a hash beside it (throttle:used:…) keeps the total they hold
+# and the last n. One atomic script and one Redis call per request (or per batch): the log holds at most an entry per
+# request or batch in the period, and its cost grows with that only as a sorted set's does, by its logarithm.
 # KEYS: the log and its hash; ARGV: the period in microseconds, the limit, how many requests to take at most, and how
 # long in microseconds a batch may take to be used (it is dated that much later, so that a request let through late
 # from a batch still counts in every period it falls in). Returns {requests taken (at least 1, or 0 when none may go),
@@ -33,18 +33,28 @@ local period, limit, wanted, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumb
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - period)
 if #gone > 0 then
     local count = 0
-    for _, entry in ipairs(gone) do count = count + tonumber(string.match(entry, ':(%d+)$')) end
+    for _, entry in ipairs(gone) do count = count + (tonumber(string.match(entry, ':(%d+)$')) or 1) end
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
     redis.call('HINCRBY', KEYS[2], 'used', -count)
 end
-local room = limit - tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
+local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '-1')
+if used < 0 or (used > 0 and redis.call('ZCARD', KEYS[1]) == 0) then
+    -- a new tenant, or one of the two keys was lost (deleted, evicted): count the total again from the log
+    used = 0
+    for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+        used = used + (tonumber(string.match(entry, ':(%d+)$')) or 1)
+    end
+    redis.call('HSET', KEYS[2], 'used', used)
+end
+local room = limit - used
 if room < 1 then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    if oldest[2] == nil then return {0, period} end  -- a limit of 0: nothing ever goes
     return {0, math.max(1, tonumber(oldest[2]) + period - now)}
 end
 local taken = math.min(room, wanted)
 local n = redis.call('HINCRBY', KEYS[2], 'n', 1)
-redis.call('ZADD', KEYS[1], now + hold, n .. ':' .. taken)
+redis.call('ZADD', KEYS[1], now + hold, n .. '@' .. now .. ':' .. taken)  -- unique even if n started again
 redis.call('HINCRBY', KEYS[2], 'used', taken)
 local expires = math.ceil((period + hold) / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], expires)
@@ -100,8 +110,10 @@ class TenantRateThrottle(BaseThrottle):
         count, seconds = parse_rate(settings.API_TENANT_RATE)
         wanted = max(1, min(LEASE_MAX, count // (seconds * LEASE_SHARE)))
         hold = 1_000_000 // LEASE_SHARE if wanted > 1 else 0
+        asked = time.monotonic()  # a batch lapses counting from before the script dated it, never after
         try:
-            taken, wait_us = _take()(keys=[key, f"{key}:n"], args=[seconds * 1_000_000, count, wanted, hold])
+            taken, wait_us = _take()(keys=[key, key.replace(":log:", ":used:", 1)],
+                                     args=[seconds * 1_000_000, count, wanted, hold])  # fmt: skip
         except (RedisError, OSError):
             logger.warning("Throttle skipped: Redis is unreachable")
             return True
@@ -110,7 +122,7 @@ class TenantRateThrottle(BaseThrottle):
                 if len(_leases) >= LEASES_MAX:  # keys of clients never seen again (by IP, without a tenant)
                     _leases.clear()
                 # Unused requests of a batch lapse after 1/LEASE_SHARE s: as long as the script dated them for.
-                _leases[key] = (taken - 1, time.monotonic() + 1 / LEASE_SHARE)
+                _leases[key] = (taken - 1, asked + 1 / LEASE_SHARE)
         self.wait_seconds = wait_us / 1_000_000
         return taken > 0
 

@@ -84,9 +84,13 @@ def spend(tenant_id: int, *, count: int, seconds_ago: float) -> None:
     Redis's clock."""
     from jobs.redis_client import redis_client
 
-    key, at = f"throttle:log:t{tenant_id}", redis_now_us() - round(seconds_ago * 1_000_000)
-    redis_client().zadd(key, {f"{redis_client().hincrby(f'{key}:n', 'n', 1)}:{count}": at})
-    redis_client().hincrby(f"{key}:n", "used", count)
+    log, used, at = (
+        f"throttle:log:t{tenant_id}",
+        f"throttle:used:t{tenant_id}",
+        redis_now_us() - round(seconds_ago * 1e6),
+    )
+    redis_client().zadd(log, {f"{redis_client().hincrby(used, 'n', 1)}@{at}:{count}": at})
+    redis_client().hincrby(used, "used", count)
 
 
 def test_a_budget_spent_59_seconds_ago_still_holds_back_the_next_request(settings):
@@ -118,3 +122,24 @@ def test_a_batch_is_counted_for_as_long_as_it_may_be_used(settings, redis_calls)
     [(entry, score)] = redis_client().zrange("throttle:log:t9007", 0, -1, withscores=True)
     assert entry.endswith(b":10")  # one entry for the batch of 10
     assert score >= redis_now_us() + 40_000  # dated after the batch lapses
+
+
+def test_a_limit_of_nothing_refuses_everything(settings):
+    settings.API_TENANT_RATE = "0/min"
+    throttle = TenantRateThrottle()
+
+    assert throttle.allow_request(request_of(9008), view=None) is False
+    assert throttle.wait() == 60
+
+
+@pytest.mark.parametrize("lost", ["log", "used"])
+def test_losing_one_of_its_two_keys_neither_locks_a_tenant_out_nor_lets_it_through(settings, lost):
+    from jobs.redis_client import redis_client
+
+    settings.API_TENANT_RATE = "600/min"
+    spend(9009, count=599, seconds_ago=10)
+    redis_client().delete(f"throttle:{lost}:t9009")  # evicted, say
+
+    answers = [TenantRateThrottle().allow_request(request_of(9009), view=None) for _ in range(2)]
+    # the log is the truth: without it nothing is counted; without the total, it is counted again from the log
+    assert answers == ([True, True] if lost == "log" else [True, False])
