@@ -28,8 +28,11 @@ class UserManager(BaseUserManager):
 
     def get_by_natural_key(self, email: str) -> "User":
         """Emails are kept in lower case, so logging in (the login page, the admin, the token API) is not
-        case-sensitive."""
-        return self.get(email=email.lower())
+        case-sensitive; an email stored with capitals before that (accounts/migrations/0002) is found as typed."""
+        lowered = email.lower()
+        if email != lowered and (user := self.filter(email=email).first()) is not None:
+            return user
+        return self.get(email=lowered)
 
     def create_superuser(self, email: str, password: str | None = None, **fields) -> "User":
         fields.update(is_staff=True, is_superuser=True)
@@ -65,7 +68,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.email = self.email.lower()  # before the form checks it is unique, so a case twin is a form error
 
     def save(self, *args, **kwargs) -> None:
-        self.email = self.email.lower()  # however it was made (the admin, the shell): logins look it up in lower case
+        if self._state.adding:  # however it is made (a form, the shell): logins look it up in lower case
+            self.email = self.email.lower()
         super().save(*args, **kwargs)
 
     def get_full_name(self) -> str:

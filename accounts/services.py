@@ -59,7 +59,7 @@ def reserved_tenant_slugs() -> set[str]:
 
 def token_obtain(*, email: str, password: str) -> str | None:
     """The API token of the user with these credentials, or None when they do not match an active tenant user."""
-    user = authenticate(username=email.lower(), password=password)
+    user = authenticate(username=email, password=password)  # case: User.objects.get_by_natural_key
     if user is None or user.tenant_id is None:
         return None
     token, _ = Token.objects.get_or_create(user=user)

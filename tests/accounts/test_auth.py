@@ -131,3 +131,34 @@ def test_an_inactive_users_token_is_refused(api, tenant_user):
 
     assert response.status_code == 401
     assert response.json() == {"detail": "User inactive or deleted."}
+
+
+def test_emails_stored_with_capitals_before_are_lowered_unless_that_makes_a_twin(client, tenant_user):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0002_lowercase_emails")
+    for email in ("milton@initech.example", "bob@initech.example", "bob2@initech.example"):
+        User.objects.create_user(email, f"password-of-{email}", tenant=tenant_user.tenant)
+    stored = {"milton@initech.example": "Milton@Initech.Example", "bob2@initech.example": "BOB@initech.example"}
+    for email, as_kept in stored.items():  # as the admin kept them
+        User.objects.filter(email=email).update(email=as_kept)
+
+    migration.lowercase_emails(apps, None)
+
+    assert sorted(User.objects.exclude(pk=tenant_user.pk).values_list("email", flat=True)) == [
+        "BOB@initech.example",  # its lower case is another user's: left for an operator
+        "bob@initech.example",
+        "milton@initech.example",
+    ]
+
+    def token_for(email: str, password: str) -> str | None:
+        answer = client.post("/api/auth/token/", {"email": email, "password": password}, "application/json")
+        return answer.json().get("token")
+
+    # each logs in: the twin left behind with its email typed as stored, the others however they type it
+    assert token_for("MILTON@initech.example", "password-of-milton@initech.example")
+    assert token_for("BOB@initech.example", "password-of-bob2@initech.example")
+    assert token_for("Bob@Initech.example", "password-of-bob@initech.example")
+    assert token_for("BOB@initech.example", "password-of-bob@initech.example") is None  # the twin, not bob
