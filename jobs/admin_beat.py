@@ -72,7 +72,10 @@ class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
             raise forms.ValidationError(_("Not valid JSON: %(error)s"), params={"error": exc}) from exc
         if not isinstance(parsed, kind):
             raise forms.ValidationError(_("Must be a JSON %(words)s."), params={"words": words})
-        return json.dumps(parsed)
+        try:
+            return json.dumps(parsed, allow_nan=False)
+        except ValueError as exc:  # a number too large for a float (1e400) reads as Infinity
+            raise forms.ValidationError(_("Not valid JSON: %(error)s"), params={"error": exc}) from exc
 
     def clean_args(self) -> str:
         return self._clean_json_of("args", list, 'list, e.g. [] or ["2026-11-23"]')

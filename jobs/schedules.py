@@ -95,10 +95,15 @@ def standard_schedule(name: str) -> StandardSchedule:
 
 
 def standard_schedule_row(standard: StandardSchedule) -> PeriodicTask | None:
-    """The row holding a standard schedule: the one of its name or, renamed in the admin, the first of its task (so
-    that setting up again does not make a second one that runs the task twice)."""
+    """The row holding a standard schedule: the one of its name or, renamed in the admin, the first repeating row of
+    its task on the same kind of schedule (so that setting up again does not make a second one that runs the task
+    twice; a one-off run or a schedule of another kind is not it)."""
     rows = PeriodicTask.objects.select_related("crontab")
-    return rows.filter(name=standard.name).first() or rows.filter(task=standard.task).order_by("pk").first()
+    named = rows.filter(name=standard.name).first()
+    if named is not None:
+        return named
+    kind = {"interval__isnull": False} if isinstance(standard.when, Every) else {"crontab__isnull": False}
+    return rows.filter(task=standard.task, one_off=False, clocked__isnull=True, **kind).order_by("pk").first()
 
 
 def schedule_next_run(*, name: str, after: datetime) -> datetime | None:

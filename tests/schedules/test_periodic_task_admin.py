@@ -112,6 +112,7 @@ def test_celery_internal_tasks_are_not_offered(admin_client, every_minute):
         ("kwargs", "[1]", "Must be a JSON object"),
         ("kwargs", '{"a": NaN}', "NaN is not a JSON value"),
         ("args", "[Infinity]", "Infinity is not a JSON value"),
+        ("kwargs", '{"a": 1e400}', "Out of range float values are not JSON compliant"),
         # beat would skip the schedule without a word while the admin shows it enabled
         ("headers", "not json", "Not valid JSON"),
         ("headers", '["x"]', "Must be a JSON object"),

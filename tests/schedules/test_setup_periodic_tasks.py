@@ -61,3 +61,14 @@ def test_a_schedule_renamed_in_the_admin_is_kept_not_made_again(capsys):
 
     assert PeriodicTask.objects.filter(task=renewals.task).count() == 1  # not a second row running it again
     assert "kept     check-subscription-renewals" in capsys.readouterr().out.splitlines()
+
+
+def test_a_one_off_run_of_a_standard_task_does_not_stand_in_for_its_schedule(capsys):
+    call_command("setup_periodic_tasks")
+    renewals = PeriodicTask.objects.get(name="check-subscription-renewals")
+    PeriodicTask.objects.create(name="renewals once more", task=renewals.task, one_off=True, crontab=renewals.crontab)
+    renewals.delete()
+
+    call_command("setup_periodic_tasks")
+
+    assert PeriodicTask.objects.filter(name="check-subscription-renewals", one_off=False).exists()
