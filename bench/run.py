@@ -459,7 +459,9 @@ def latency_side(enqueue) -> dict:
     from bench.loadgen import percentile
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=None)  # BLPOP waits up to 60 s itself
-    client.delete("bench:started", "bench:done")
+    # What a worker killed in an earlier run left unacknowledged (the bench's own Redis database) would otherwise
+    # never leave the hash in this run.
+    client.delete("bench:started", "bench:done", "unacked", "unacked_index")
     samples, calls = [], []
     for _ in range(LATENCY_JOBS):
         accepted = time.time()
@@ -661,7 +663,6 @@ def large_database_copy():
         name = f"{source['NAME']}_large"
         url = urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
         admin = urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres"))
-        connection.close()  # a template must have no other session
 
         def admin_sql(sql: str) -> None:
             import psycopg
@@ -672,26 +673,36 @@ def large_database_copy():
         def drop() -> None:
             admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-        drop()
-        admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source["NAME"]}"')
+        def make() -> None:
+            connection.close()  # a template must have no other session
+            drop()
+            admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source["NAME"]}"')
     else:
         name = str(Path(source["NAME"]).with_name("bench_large.sqlite3"))
         url = f"sqlite:///{name}"
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        connection.close()
-        shutil.copyfile(source["NAME"], name)
 
-        def drop() -> None:
-            Path(name).unlink(missing_ok=True)
+        def drop() -> None:  # with its journal files: stale ones would be replayed into the next copy
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(name + suffix).unlink(missing_ok=True)
 
-    connections.settings[alias] = {**source, "NAME": name}
+        def make() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if cursor.fetchone()[0]:
+                    raise RuntimeError("the bench database is busy: its copy would miss what the WAL holds")
+            connection.close()
+            drop()
+            shutil.copyfile(source["NAME"], name)
+
     try:
+        make()
+        connections.settings[alias] = {**source, "NAME": name}
         yield alias, url
     finally:
-        connections[alias].close()
-        del connections[alias]
-        del connections.settings[alias]
+        if alias in connections.settings:
+            connections[alias].close()
+            del connections[alias]
+            del connections.settings[alias]
         drop()
 
 
