@@ -42,6 +42,7 @@ redis: install
 	fi
 
 run: export DEBUG ?= 1
+run: export WEB_HOST ?= 127.0.0.1
 run: redis
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0

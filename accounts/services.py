@@ -41,7 +41,7 @@ def tenant_user_create(
         user = User.objects.create_user(email, password, tenant=tenant)
     elif user.tenant_id != tenant.id:
         raise AccountError(f"{email} already belongs to another tenant")
-    else:
+    elif not user.check_password(password):  # the same again changes nothing (a new hash would end its sessions)
         user.set_password(password)
     user.is_staff = is_staff or is_superuser or user.is_staff
     user.is_superuser = is_superuser or user.is_superuser

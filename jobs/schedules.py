@@ -38,7 +38,7 @@ STANDARD_SCHEDULES: list[StandardSchedule] = [
     StandardSchedule(
         name="publish-unpublished-jobs",
         task="jobs.publish_unpublished",
-        when=Every(seconds=10),
+        when=Every(seconds=settings.JOBS_RELAY_INTERVAL_SECONDS),
         description="Publish jobs accepted while the broker was unreachable.",
     ),
     StandardSchedule(

@@ -59,6 +59,8 @@ def test_make_run_brings_up_web_worker_and_beat_that_finish_a_job(tmp_path):
         output = log.read_text(errors="replace")
         assert "created  cleanup-old-logs" in output
         assert "beat: Starting" in output
+        # with DEBUG on and a demo superuser whose password the README gives: this machine only, not the network
+        assert f"Listening at: http://127.0.0.1:{port}" in output
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

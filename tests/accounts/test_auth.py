@@ -162,3 +162,33 @@ def test_emails_stored_with_capitals_before_are_lowered_unless_that_makes_a_twin
     assert token_for("BOB@initech.example", "password-of-bob2@initech.example")
     assert token_for("Bob@Initech.example", "password-of-bob@initech.example")
     assert token_for("BOB@initech.example", "password-of-bob@initech.example") is None  # the twin, not bob
+
+
+def test_create_tenant_again_with_the_same_password_keeps_the_users_sessions(client, capsys):
+    call_command("create_tenant", "Initech", "--email", "bill@initech.example", "--password", "pw-123456")
+    client.force_login(User.objects.get())
+    hashed = User.objects.get().password
+
+    call_command("create_tenant", "Initech", "--email", "bill@initech.example", "--password", "pw-123456")
+
+    assert User.objects.get().password == hashed  # a new hash of the same password would log the user out
+    assert client.get("/api/tasks/nope/").status_code == 404  # the session still holds
+
+
+def test_trust_x_forwarded_proto_makes_requests_from_the_proxy_https():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_DIR
+
+    def proxy_header(**env: str) -> str:
+        code = (
+            "import django; django.setup(); from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
+        )
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1", **env}
+        return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, env=environment, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    assert proxy_header() == "None"  # off unless said: a client could claim https itself
+    assert proxy_header(TRUST_X_FORWARDED_PROTO="1") == "('HTTP_X_FORWARDED_PROTO', 'https')"
