@@ -130,7 +130,7 @@ def web_server(port: int = PORT, **env: str):
     log = open(RESULTS_DIR / "gunicorn.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [BIN / "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--timeout", "30"],
+         "--timeout", "30", "--no-control-socket"],  # gunicorn's one per user would be another server's (make run's)
         cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},
     )  # fmt: skip
     try:
