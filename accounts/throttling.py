@@ -30,20 +30,20 @@ TAKE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local period, limit, wanted, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function requests(entries)  -- how many requests log entries stand for
+    local count = 0
+    for _, entry in ipairs(entries) do count = count + (tonumber(string.match(entry, ':(%d+)$')) or 1) end
+    return count
+end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - period)
 if #gone > 0 then
-    local count = 0
-    for _, entry in ipairs(gone) do count = count + (tonumber(string.match(entry, ':(%d+)$')) or 1) end
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
-    redis.call('HINCRBY', KEYS[2], 'used', -count)
+    redis.call('HINCRBY', KEYS[2], 'used', -requests(gone))
 end
 local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '-1')
 if used < 0 or (used > 0 and redis.call('ZCARD', KEYS[1]) == 0) then
     -- a new tenant, or one of the two keys was lost (deleted, evicted): count the total again from the log
-    used = 0
-    for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-        used = used + (tonumber(string.match(entry, ':(%d+)$')) or 1)
-    end
+    used = requests(redis.call('ZRANGE', KEYS[1], 0, -1))
     redis.call('HSET', KEYS[2], 'used', used)
 end
 local room = limit - used
@@ -93,14 +93,16 @@ class TenantRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
 
-    def get_ident_key(self, request) -> str:
-        # "log", not the earlier token bucket's "tenant": a key of the old kind left in Redis would be refused by the
-        # script (a string, not a sorted set), and the throttle would let everything through until it expired.
+    def keys(self, request) -> tuple[str, str]:
+        """The tenant's (or, before authentication, the client address's) log and total. Named "log" and "used", not
+        the earlier token bucket's "tenant": a key of the old kind left in Redis would be refused by the script (a
+        string, not a sorted set), and the throttle would let everything through until it expired."""
         tenant_id = getattr(request.user, "tenant_id", None)
-        return f"throttle:log:t{tenant_id}" if tenant_id else f"throttle:log:ip{self.get_ident(request)}"
+        ident = f"t{tenant_id}" if tenant_id else f"ip{self.get_ident(request)}"
+        return f"throttle:log:{ident}", f"throttle:used:{ident}"
 
     def allow_request(self, request, view) -> bool:
-        key = self.get_ident_key(request)
+        key, total_key = self.keys(request)
         with _leases_lock:
             remaining, expires = _leases.pop(key, (0, 0.0))
             if remaining > 0 and expires > time.monotonic():
@@ -112,8 +114,7 @@ class TenantRateThrottle(BaseThrottle):
         hold = 1_000_000 // LEASE_SHARE if wanted > 1 else 0
         asked = time.monotonic()  # a batch lapses counting from before the script dated it, never after
         try:
-            taken, wait_us = _take()(keys=[key, key.replace(":log:", ":used:", 1)],
-                                     args=[seconds * 1_000_000, count, wanted, hold])  # fmt: skip
+            taken, wait_us = _take()(keys=[key, total_key], args=[seconds * 1_000_000, count, wanted, hold])
         except (RedisError, OSError):
             logger.warning("Throttle skipped: Redis is unreachable")
             return True

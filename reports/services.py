@@ -30,7 +30,6 @@ BATCH_PROCESS_USERS_TASK = "reports.batch_process_users"
 PDF_TYPES = (Report.Type.USERS, Report.Type.ACTIVITY)  # what POST /api/reports/generate/ accepts
 SHARE_SALT = "reports.share"
 CANCELED = "Canceled while it was being generated; nothing was saved."  # what its task says when it stops
-CANCELED_BEFORE_DONE = CANCELED_ERROR
 
 # Errors that can pass: a dropped database connection, a storage hiccup. Anything else fails the report at once.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
@@ -252,7 +251,7 @@ def report_cancel(*, job: Job) -> None:
     if reports.filter(status=Report.Status.COMPLETED).exists():
         raise JobNotCancellable(states.SUCCESS)
     reports.filter(status__in=[Report.Status.PENDING, Report.Status.GENERATING]).update(
-        status=Report.Status.FAILED, error=CANCELED_BEFORE_DONE, completed_at=timezone.now()
+        status=Report.Status.FAILED, error=CANCELED_ERROR, completed_at=timezone.now()
     )
 
 

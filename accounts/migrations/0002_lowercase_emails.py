@@ -12,9 +12,7 @@ logger = logging.getLogger(__name__)
 
 def lowercase_emails(apps, schema_editor) -> None:
     User = apps.get_model("accounts", "User")
-    taken = set(
-        User.objects.annotate(lowered=Lower("email")).filter(email=Lower("email")).values_list("email", flat=True)
-    )
+    taken = set(User.objects.filter(email=Lower("email")).values_list("email", flat=True))
     for user in User.objects.exclude(email=Lower("email")).order_by("pk").only("pk", "email"):
         lowered = user.email.lower()
         if lowered in taken:
