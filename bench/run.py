@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -124,6 +125,10 @@ def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(10)
 
 
+# The process groups of the gunicorn servers running now (each starts a session of its own): cpu_seconds' "web".
+WEB_GROUPS: set[int] = set()
+
+
 @contextmanager
 def web_server(port: int = PORT, **env: str):
     """gunicorn with 2 sync workers, as in the Procfile (minus the access log), on BENCH_PORT (or ``port``)."""
@@ -133,6 +138,7 @@ def web_server(port: int = PORT, **env: str):
          "--timeout", "30", "--no-control-socket"],  # gunicorn's one per user would be another server's (make run's)
         cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},
     )  # fmt: skip
+    WEB_GROUPS.add(proc.pid)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -147,8 +153,46 @@ def web_server(port: int = PORT, **env: str):
             time.sleep(0.2)
         yield proc
     finally:
+        WEB_GROUPS.discard(proc.pid)
         _stop(proc)
         log.close()
+
+
+CPU_PARTS = ("web", "database", "redis", "load")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack, read from /proc (Linux; {} elsewhere): "web" the bench's
+    gunicorn servers, "database" every PostgreSQL process (the whole server: its WAL writer too), "redis" the server at
+    REDIS_URL's port, "load" this process and the children it has waited for (wrk). A process that ends between two
+    readings is not counted; these are long-lived."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    redis_port = str(urlsplit(os.environ.get("REDIS_URL", "")).port or 6379)
+    ticks = os.sysconf("SC_CLK_TCK")
+    parts = dict.fromkeys(CPU_PARTS, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) in WEB_GROUPS:  # fields[2]: the process group
+                part = "web"
+            elif name == "postgres":
+                part = "database"
+            elif name == "redis-server" and f":{redis_port}" in (entry / "cmdline").read_text():
+                part = "redis"
+            else:
+                continue
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        parts[part] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        parts["load"] += usage.ru_utime + usage.ru_stime
+    return parts
 
 
 @contextmanager
@@ -275,9 +319,12 @@ def median_of(rounds: list[dict], key: str) -> float:
 def http_side(url: str, **request) -> dict:
     from bench.loadgen import run_load
 
+    before = cpu_seconds()
     result = run_load(url, seconds=SECONDS, connections=CONNECTIONS, **request)
+    after = cpu_seconds()
+    cpu = {part: (after[part] - before[part]) * 1000 / max(result.requests, 1) for part in before}
     return {"rps": result.requests_per_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
-            "requests": result.requests, "errors": result.errors}  # fmt: skip
+            "requests": result.requests, "errors": result.errors, "cpu_ms_per_request": cpu}  # fmt: skip
 
 
 def http_rounds(name: str, sides: dict[str, dict]) -> dict:
@@ -300,6 +347,11 @@ def http_rounds(name: str, sides: dict[str, dict]) -> dict:
             "p50_ms": median_of(got, "p50_ms"),
             "p99_ms": median_of(got, "p99_ms"),
             "errors": sum(r["errors"] for r in got),
+            # Each part's median over the rounds: where a request's CPU time goes, on this side.
+            "cpu_ms_per_request": {
+                part: statistics.median(r["cpu_ms_per_request"][part] for r in got)
+                for part in got[0]["cpu_ms_per_request"]
+            },
             "rounds": got,
         }
         for label, got in rounds.items()
@@ -787,7 +839,22 @@ def table(results: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines + cpu_lines(results))
+
+
+def cpu_lines(results: dict) -> list[str]:
+    """Where each HTTP side's request spends CPU, by part of the stack (cpu_seconds), medians over the rounds."""
+    lines = []
+    for name in ("enqueue", "status"):
+        figure = _figure(results, name) or {}
+        for side in ("ours", "bare", "stock", "uncached"):
+            cpu = figure.get(side, {}).get("cpu_ms_per_request")
+            if cpu:
+                parts = " + ".join(f"{cpu[part]:.2f}" for part in CPU_PARTS)
+                lines.append(f"  {name:<8} {side:<9} {parts} = {sum(cpu.values()):.2f}")
+    if lines:
+        lines.insert(0, f"\nCPU ms per request ({' + '.join(CPU_PARTS)} = all):")
+    return lines
 
 
 def main() -> int:
