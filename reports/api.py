@@ -1,3 +1,5 @@
+import logging
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -10,13 +12,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.idempotency import idempotent
-from jobs.openapi import AUTHENTICATED, BODY, IDEMPOTENCY_HEADER, IDEMPOTENT, POST, RETRY_AFTER_HEADER, error_responses
+from jobs.openapi import (
+    AUTHENTICATED,
+    BODY,
+    DETAIL,
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENT,
+    POST,
+    RETRY_AFTER_HEADER,
+    error_responses,
+)
 from reports import selectors
 from reports.models import Report
 from reports.serializers import ReportAccepted, ReportGenerateInput, ReportOutput, UsersBatchProcessInput
 from reports.services import report_filename, report_request, users_export_request
 
+logger = logging.getLogger(__name__)
+
 NOT_FOUND = "No report with this id."
+FILE_GONE = "The report's file is no longer available; generate the report again."
 FILE_DESCRIPTION = "The report's file: a PDF, or CSV for a users export."
 NOT_READY = {
     "type": "object",
@@ -176,6 +190,9 @@ class ReportDownloadView(APIView):
             (409, "application/json"): OpenApiResponse(
                 NOT_READY, description="Not completed (yet), or failed: `detail` says which."
             ),
+            (410, "application/json"): OpenApiResponse(
+                DETAIL, description="Completed, but its file is no longer stored: generate the report again."
+            ),
         },
         parameters=[RETRY_AFTER_HEADER],
     )
@@ -192,12 +209,27 @@ class ReportDownloadView(APIView):
                 {"detail": detail, "status": report_status, "check_status_at": f"/api/tasks/{report.job_id}/"},
                 status=status.HTTP_409_CONFLICT,
             )
-        return report_file_response(report)
+        try:
+            return report_file_response(report)
+        except ReportFileMissing:
+            return Response({"detail": FILE_GONE, "status": report_status}, status=status.HTTP_410_GONE)
+
+
+class ReportFileMissing(Exception):
+    """A completed report whose stored file cannot be opened: deleted or pruned meanwhile, or on storage this process
+    does not see (a web server without the workers' media volume)."""
 
 
 def report_file_response(report: Report, *, as_attachment: bool = True) -> FileResponse:
+    """The report's file as a download (or inline); raises ReportFileMissing when it cannot be opened."""
+    try:
+        file = report.file.open("rb")
+    except OSError as exc:  # FileNotFoundError on the file system; storages raise OSErrors of their own
+        logger.warning("Report %s (tenant %s): its file %s cannot be opened: %s", report.pk, report.tenant_id,
+                       report.file.name, exc)  # fmt: skip
+        raise ReportFileMissing(report.pk) from exc
     response = FileResponse(
-        report.file.open("rb"),
+        file,
         as_attachment=as_attachment,
         filename=report_filename(report),
         content_type=report.content_type or "application/octet-stream",

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from jobs.selectors import job_status
 from jobs.services import JobNotCancellable, job_cancel
 from reports import selectors
-from reports.api import report_file_response
+from reports.api import ReportFileMissing, report_file_response
 from reports.conf import setting
 from reports.models import Report
 from reports.services import (
@@ -130,7 +130,14 @@ def report_download_page(request: HttpRequest, report_id: int) -> HttpResponse:
     if status != Report.Status.COMPLETED or not report.file:
         context = {"report": report, "status": status, "error": error}
         return render(request, "reports/report_not_ready.html", context, status=409)
-    return report_file_response(report)
+    return _file_or_gone(request, report, as_attachment=True)
+
+
+def _file_or_gone(request: HttpRequest, report: Report, *, as_attachment: bool) -> HttpResponse:
+    try:
+        return report_file_response(report, as_attachment=as_attachment)
+    except ReportFileMissing:
+        return render(request, "reports/file_gone.html", {"report": report}, status=410)
 
 
 @require_GET
@@ -143,4 +150,4 @@ def report_shared(request: HttpRequest, token: str) -> HttpResponse:
     except ShareLinkInvalid:
         return render(request, "reports/shared_refused.html", {"expired": False}, status=404)
     logger.info("Report %s (tenant %s) opened through a shared link", report.pk, report.tenant_id)
-    return report_file_response(report, as_attachment=False)
+    return _file_or_gone(request, report, as_attachment=False)

@@ -194,3 +194,15 @@ def test_batch_process_needs_no_body_at_all(api):
 def test_the_api_needs_a_token(client):
     assert client.get("/api/reports/").status_code in (401, 403)
     assert client.post("/api/reports/generate/", {"report_type": "users"}).status_code in (401, 403)
+
+
+def test_a_completed_report_whose_file_is_gone_answers_410_in_json(api, completed_report):
+    completed_report.file.storage.delete(completed_report.file.name)  # pruned, or a volume the web does not see
+
+    response = api.get(f"/api/reports/{completed_report.pk}/download/")
+
+    assert response.status_code == 410
+    assert response.json() == {
+        "detail": "The report's file is no longer available; generate the report again.",
+        "status": "completed",
+    }

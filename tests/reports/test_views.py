@@ -148,6 +148,16 @@ def test_a_share_link_opens_the_pdf_without_an_account(client, completed_report)
     assert "Acme" in pdf_text(b"".join(response.streaming_content))[1]
 
 
+def test_a_report_whose_file_is_gone_answers_410_on_its_download_page_and_share_link(browser, client, completed_report):
+    share_path = f"/reports/shared/{report_share_token(report=completed_report)}/"
+    completed_report.file.storage.delete(completed_report.file.name)
+
+    for who, path in ((browser, f"/reports/{completed_report.pk}/download/"), (client, share_path)):
+        response = who.get(path)
+        assert response.status_code == 410
+        assert b"no longer available" in response.content
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
