@@ -33,6 +33,11 @@ class FetchRefused(Exception):
     """The URL may not be fetched (scheme, host, or address); the message says why."""
 
 
+class FetchUnresolved(FetchRefused):
+    """The allowed host's name does not resolve now. The API accepts the fetch anyway (a DNS outage, or a record not
+    yet published, should not refuse it for good); the task resolves it again before it connects, and retries."""
+
+
 class FetchFailed(Exception):
     """The fetch did not produce JSON and trying again would not help."""
 
@@ -51,7 +56,8 @@ class FetchTarget:
 
 
 def fetch_target_validate(*, url: str) -> FetchTarget:
-    """Check a URL against the fetch policy and resolve its host; raise FetchRefused saying what is wrong."""
+    """Check a URL against the fetch policy and resolve its host; raise FetchRefused saying what is wrong
+    (FetchUnresolved when only the name's lookup failed)."""
     if not isinstance(url, str) or not url or len(url) > URL_MAX_LENGTH:
         raise FetchRefused(f"Must be a URL of at most {URL_MAX_LENGTH} characters.")
     try:
@@ -74,7 +80,7 @@ def fetch_target_validate(*, url: str) -> FetchTarget:
     port = port or (443 if scheme == "https" else 80)
     addresses = _resolve(host, port)
     if not addresses:
-        raise FetchRefused(f"The host {host!r} could not be resolved.")
+        raise FetchUnresolved(f"The host {host!r} could not be resolved.")
     for address in addresses:
         if not _is_public(address) and not _names_address(entry, address):
             raise FetchRefused(
@@ -166,6 +172,8 @@ def external_data_fetch(*, url: str, attempt: int) -> dict:
     """Fetch JSON from ``url`` once: the result for the task, or FetchRefused / FetchFailed / FetchTransientError."""
     try:
         target = fetch_target_validate(url=url)  # again: the allowlist or DNS may have changed since it was accepted
+    except FetchUnresolved as exc:
+        raise FetchTransientError(str(exc)) from exc
     except FetchRefused as exc:
         raise FetchFailed(f"Refused: {exc}") from exc
     max_bytes = conf.fetch_max_bytes()

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from jobs.fields import StrictCharField
-from webhooks.external import URL_MAX_LENGTH, FetchRefused, fetch_target_validate
+from webhooks.external import URL_MAX_LENGTH, FetchRefused, FetchUnresolved, fetch_target_validate
 
 
 class FetchExternalDataInput(serializers.Serializer):
@@ -10,6 +10,8 @@ class FetchExternalDataInput(serializers.Serializer):
     def validate_url(self, value: str) -> str:
         try:
             fetch_target_validate(url=value)
+        except FetchUnresolved:
+            pass  # allowed, but its name does not resolve now: the task looks it up again, and retries
         except FetchRefused as exc:
             raise serializers.ValidationError(str(exc)) from None
         return value

@@ -159,6 +159,21 @@ def test_the_address_is_checked_again_when_the_task_runs(celery_worker, json_ser
     assert json_server.requests == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_allowed_name_that_does_not_resolve_is_accepted_then_retried_and_fails_visibly(celery_worker, api, settings):
+    # A DNS outage, or a record not published yet, must not refuse a fetch of an allowed host for good: the API
+    # accepts it and the task looks the name up again on every try. (.invalid never resolves: RFC 6761.)
+    settings.FETCH_ALLOWED_HOSTS = ["api.partner.invalid"]
+    settings.FETCH_MAX_ATTEMPTS, settings.FETCH_RETRY_BASE_DELAY = 2, 0.2
+
+    accepted = api.post(URL, {"url": "https://api.partner.invalid/rates.json"}, format="json")
+    assert accepted.status_code == 202, accepted.content
+    final = wait_for_status(api, accepted.json()["task_id"], timeout=30)
+
+    assert final["status"] == "FAILURE"
+    assert final["error"] == "Gave up after 2 attempts: The host 'api.partner.invalid' could not be resolved."
+
+
 # --- refused at the API: 400 naming the url, no job -------------------------------------------------------------
 
 
