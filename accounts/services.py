@@ -18,8 +18,15 @@ def tenant_user_create(
     password: str,
     is_staff: bool = False,
     is_superuser: bool = False,
+    by_slug: bool = False,
 ) -> tuple[User, str]:
-    """Create the tenant (when new) and its user, or update the user's password; return the user and API token."""
+    """Create the tenant (when new) and its user, or update the user's password; return the user and API token.
+
+    An existing tenant is found by its name (letter case and spacing aside), not by the slug the name makes: "ACME!"
+    is refused while "Acme" has the slug "acme", rather than letting a user of another company into Acme. With
+    ``by_slug`` the tenant with the name's slug is taken whatever its name now is (the demo tenant, renamed in the
+    admin).
+    """
     slug = slugify(tenant_name)
     if not slug:
         raise AccountError(f"Cannot make a slug from the tenant name {tenant_name!r}")
@@ -35,6 +42,11 @@ def tenant_user_create(
     if slug in reserved_tenant_slugs():
         raise AccountError(f"The tenant slug {slug!r} is reserved; choose another name")
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
+    if not by_slug and _name_key(tenant.name) != _name_key(tenant_name):
+        raise AccountError(
+            f"The tenant {tenant.name!r} already has the slug {slug!r} that {tenant_name!r} makes: give its name "
+            "exactly to add a user to it, or a name that makes another slug for a new tenant"
+        )
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email=email).first()
     if user is None:
@@ -48,6 +60,10 @@ def tenant_user_create(
     user.save()
     token, _ = Token.objects.get_or_create(user=user)
     return user, token.key
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def reserved_tenant_slugs() -> set[str]:

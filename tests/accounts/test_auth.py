@@ -1,3 +1,5 @@
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
@@ -97,6 +99,28 @@ def test_a_user_added_in_the_admin_with_capitals_can_log_in_and_a_case_twin_is_a
     twin = client.post("/admin/accounts/user/add/", form | {"email": "MILTON@initech.example"})
     assert twin.status_code == 200 and "email" in twin.context["adminform"].form.errors
     assert User.objects.filter(email__iexact="milton@initech.example").count() == 1
+
+
+def test_create_tenant_finds_a_tenant_by_its_name_not_by_a_slug_another_name_shares():
+    from django.core.management.base import CommandError
+
+    call_command("create_tenant", "Acme", "--email", "wile@acme.example", "--password", "pw-123456")
+    call_command("create_tenant", " ACME ", "--email", "road@acme.example", "--password", "pw-123456")  # the same
+    with pytest.raises(CommandError, match="'Acme' already has the slug 'acme' that 'Acme!' makes"):
+        call_command("create_tenant", "Acme!", "--email", "mallory@example.com", "--password", "pw-123456")
+
+    assert Tenant.objects.get().name == "Acme"
+    assert sorted(User.objects.values_list("email", flat=True)) == ["road@acme.example", "wile@acme.example"]
+
+
+def test_seed_demo_finds_the_demo_tenant_renamed_in_the_admin(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+    Tenant.objects.filter(slug="demo").update(name="Demo (renamed)")
+
+    call_command("seed_demo", stdout=StringIO())
+
+    assert list(Tenant.objects.values_list("name", flat=True)) == ["Demo (renamed)"]
 
 
 def test_the_system_tenants_slug_cannot_be_taken_by_a_customer():

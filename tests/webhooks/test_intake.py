@@ -84,7 +84,6 @@ def test_a_renewal_for_an_unknown_tenant_fails_with_a_clear_error(celery_worker,
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_a_renewal_naming_the_platforms_own_tenant_fails_and_changes_nothing(celery_worker, billing_source, client):
     response = post_delivery(client, sign_delivery(billing_source.signing_secret, renewal("system")))
@@ -92,6 +91,7 @@ def test_a_renewal_naming_the_platforms_own_tenant_fails_and_changes_nothing(cel
     event = wait_for_event(response.json()["event_id"])
     assert (event.status, event.error) == ("failed", "data.tenant: 'system' is not a customer's tenant.")
     assert Tenant.objects.get(slug="system").subscription_current_period_end is None
+
 
 # --- refused deliveries: nothing stored ---------------------------------------------------------------------------
 

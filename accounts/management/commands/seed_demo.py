@@ -17,7 +17,7 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("seed_demo makes a superuser with a published password: development only (DEBUG=1)")
         user, token = tenant_user_create(
-            tenant_name="Demo", email=DEMO_EMAIL, password=DEMO_PASSWORD, is_staff=True, is_superuser=True
+            tenant_name="Demo", email=DEMO_EMAIL, password=DEMO_PASSWORD, is_staff=True, is_superuser=True, by_slug=True
         )
         self.stdout.write(
             f"\nDemo tenant ready.\n"
