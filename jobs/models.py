@@ -22,6 +22,9 @@ class Job(models.Model):
     published_at = models.DateTimeField(null=True, blank=True, help_text="when the broker took it; empty = not yet")
     publish_count = models.PositiveIntegerField(default=0)
     run_count = models.PositiveIntegerField(default=0, help_text="times a worker started it, retries included")
+    crash_count = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="starts that found the start before them unfinished: its worker died"
+    )
     canceled_at = models.DateTimeField(null=True, blank=True)
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -4,9 +4,11 @@ The stock backend stores a state as SELECT, then INSERT or UPDATE inside a trans
 every task writes STARTED then its outcome. An upsert (``INSERT … ON CONFLICT (task_id) DO UPDATE``, in PostgreSQL and
 SQLite alike) does the same in one. Rows, columns and values are exactly those of the stock backend.
 
-On PostgreSQL a job's STARTED write also counts the start on its Job row (``run_count``, what stops a poison pill) and
-reads whether the job was canceled, in the same statement; the answer is left on the task's request as ``job_run``
-for ``JobTask``. Elsewhere (SQLite cannot write two tables in one statement) ``JobTask`` counts it itself.
+A job's STARTED write also counts the start on its Job row (``run_count``, and ``crash_count`` when the start before
+it never ended: what stops a poison pill) and reads whether the job was canceled; on PostgreSQL in the same statement,
+elsewhere (SQLite cannot write two tables in one statement) just before it. The answer is left on the task's request
+as ``job_run`` for ``JobTask``, which counts the start itself when no STARTED write did (track_started off, another
+backend).
 """
 
 import django
@@ -24,7 +26,7 @@ from django_celery_results.backends.database import DatabaseBackend  # noqa: E40
 from django_celery_results.models import TaskResult  # noqa: E402
 
 from jobs.localcache import invalidate  # noqa: E402
-from jobs.models import Job  # noqa: E402
+from jobs.services import job_run_start, job_run_start_sql  # noqa: E402
 
 # Written on every state; date_created only when the row is new, date_started only with STARTED.
 STATE_FIELDS = [
@@ -49,15 +51,13 @@ def _upsert_sql(connection, *, started: bool) -> str:
 
 
 def _upsert_counting_start_sql(connection) -> str:
-    """PostgreSQL: the STARTED upsert, with the Job's start counted in a data-modifying WITH; answers
-    (starts so far, canceled_at), both NULL when no Job has this task id."""
-    quote = connection.ops.quote_name
-    job_table, task_id = quote(Job._meta.db_table), quote(Job._meta.get_field("task_id").column)
+    """PostgreSQL: the STARTED upsert, with the Job's start (and crash: jobs.services.job_run_start_sql) counted in a
+    data-modifying WITH, which reads the state stored before this statement's; answers (starts so far, crashes so
+    far, canceled_at), all NULL when no Job has this task id. Parameters: the task id twice, then the upsert's."""
     return (
-        f"WITH job AS (UPDATE {job_table} SET run_count = run_count + 1 WHERE {task_id} = %s "
-        "RETURNING run_count, canceled_at) "
+        f"WITH job AS ({job_run_start_sql(connection)}) "
         + _upsert_sql(connection, started=True)
-        + " RETURNING (SELECT run_count FROM job), (SELECT canceled_at FROM job)"
+        + " RETURNING (SELECT run_count FROM job), (SELECT crash_count FROM job), (SELECT canceled_at FROM job)"
     )
 
 
@@ -94,10 +94,12 @@ class UpsertDatabaseBackend(DatabaseBackend):
         params = [fields.get_field(n).get_db_prep_save(v, connection) for n, v in zip(names, params, strict=True)]
         if started and connection.vendor == "postgresql" and self._runs_a_job(request):
             with connection.cursor() as cursor:
-                cursor.execute(self._sql(connection, "count"), [task_id, *params])
-                run_count, canceled_at = cursor.fetchone()
-            request.job_run = None if run_count is None else (run_count, canceled_at is not None)
+                cursor.execute(self._sql(connection, "count"), [task_id, task_id, *params])
+                run_count, crash_count, canceled_at = cursor.fetchone()
+            request.job_run = None if run_count is None else (run_count, crash_count, canceled_at is not None)
         else:
+            if started and self._runs_a_job(request):
+                request.job_run = job_run_start(task_id=task_id)  # before STARTED replaces the state it reads
             with connection.cursor() as cursor:
                 cursor.execute(self._sql(connection, "started" if started else "state"), params)
         invalidate("status", task_id)  # web processes keep statuses in memory (jobs.localcache)

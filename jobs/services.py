@@ -163,16 +163,35 @@ def job_publish(*, job: Job) -> bool:
     return True
 
 
-def job_run_start(*, task_id: str) -> tuple[int, bool] | None:
-    """Count one more start of the job; return (starts so far, canceled?), or None when no Job has this id."""
+def job_run_start(*, task_id: str) -> tuple[int, int, bool] | None:
+    """Count one more start of the job, and a crash when the start before it never ended; return (starts so far,
+    crashes so far, canceled?), or None when no Job has this id. Call it before this start's STARTED is stored."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Job._meta.db_table} SET run_count = run_count + 1 WHERE task_id = %s "
-            "RETURNING run_count, canceled_at",  # not "canceled_at IS NOT NULL": SQLite 3.40 gets that wrong here
-            [task_id],
-        )
+        cursor.execute(job_run_start_sql(connection), [task_id, task_id])
         row = cursor.fetchone()
-    return (row[0], row[1] is not None) if row else None
+    return (row[0], row[1], row[2] is not None) if row else None
+
+
+def job_run_start_sql(connection) -> str:
+    """The UPDATE that counts a start (parameters: the task id twice), returning run_count, crash_count, canceled_at.
+
+    A crash is a start that finds the job's stored state still STARTED or PROGRESS: the run before it ended in no
+    state at all (its worker process or the whole worker died), where a retry stores RETRY and an outcome its own.
+    Counted this way, retries before a redelivery are not crashes, however the message came back (Celery's retry,
+    the worker's reject on a lost process, or the sweeper's republish, which starts Celery's retry count at 0 again).
+    """
+    from django_celery_results.models import TaskResult
+
+    from jobs.selectors import PROGRESS  # selectors import services' neighbours; keep the cycle local
+
+    quote = connection.ops.quote_name
+    result_table = quote(TaskResult._meta.db_table)
+    return (
+        f"UPDATE {quote(Job._meta.db_table)} SET run_count = run_count + 1, crash_count = crash_count + "
+        f"(SELECT COUNT(*) FROM {result_table} r WHERE r.task_id = %s AND r.status IN ('{states.STARTED}', "
+        f"'{PROGRESS}')) WHERE task_id = %s "
+        "RETURNING run_count, crash_count, canceled_at"  # not "canceled_at IS NOT NULL": SQLite 3.40 gets that wrong
+    )
 
 
 def jobs_publish_pending(*, grace: timedelta | None = None, limit: int = 500) -> int:

@@ -24,8 +24,8 @@ class WorkerCrashLoop(Exception):
 class JobTask(Task):
     """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
 
-    # On PostgreSQL our result backend counts the start with the STARTED write and leaves (starts, canceled?) on the
-    # request as ``job_run`` (jobs.results); otherwise (SQLite, track_started off, another backend) the task counts it.
+    # Our result backend counts the start with the STARTED write and leaves (starts, crashes, canceled?) on the
+    # request as ``job_run`` (jobs.results); otherwise (track_started off, another backend) the task counts it.
     counts_job_runs = True
 
     def __call__(self, *args, **kwargs):
@@ -50,17 +50,16 @@ class JobTask(Task):
             if run is _NOT_COUNTED:
                 run = job_run_start(task_id=task_id)
         if run is not None:
-            run_count, canceled = run
+            run_count, crashes, canceled = run
             if canceled:
                 # STARTED was already written by track_started; put the canceled state back and run nothing.
                 self.backend.mark_as_revoked(task_id, reason="canceled", request=self.request)
                 logger.info("Skipping canceled job %s", task_id)
                 raise Ignore()
-            # Each retry is one expected start; any start beyond those is a redelivery after a lost worker.
-            crashes = run_count - (self.request.retries + 1)
+            # A crash: a start that found the one before it unfinished (jobs.services.job_run_start_sql).
             if crashes > settings.JOBS_MAX_CRASH_REDELIVERIES:
                 error = WorkerCrashLoop(
-                    f"Stopped after {run_count} deliveries: the worker process died every time it ran this job."
+                    f"Stopped after {run_count} deliveries: the worker process died {crashes} times running this job."
                 )
                 self.backend.mark_as_failure(task_id, error, request=self.request)
                 logger.error("Job %s is a poison pill (%d starts); marked failed", task_id, run_count)

@@ -80,3 +80,35 @@ def test_a_task_without_a_job_row_runs_and_counts_nothing(queued_email, smtp_ser
 
     assert TaskResult.objects.get(task_id="no-job-has-this-id").status == states.SUCCESS
     assert Job.objects.get(task_id=queued_email.job_id).run_count == 0
+
+
+def test_retries_before_a_republish_are_not_crashes_and_unfinished_starts_are(queued_email, smtp_server, settings):
+    # An email that was tried five times (each ended in RETRY), then came back with Celery's retry count at 0 again
+    # (the sweeper republishes a job whose worker died while it waited for its next try): it is sent, not failed as a
+    # poison pill. A start that finds the one before it unfinished (STARTED: its worker died) counts one crash.
+    Job.objects.filter(task_id=queued_email.job_id).update(run_count=5)
+    TaskResult.objects.create(task_id=queued_email.job_id, status=states.RETRY)
+
+    run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+
+    assert TaskResult.objects.get(task_id=queued_email.job_id).status == states.SUCCESS
+    assert [m["To"] for m in smtp_server.wait_for(1)] == ["start@example.com"]
+    assert Job.objects.values_list("run_count", "crash_count").get(task_id=queued_email.job_id) == (6, 0)
+
+    TaskResult.objects.filter(task_id=queued_email.job_id).update(status=states.STARTED)
+    run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+    assert Job.objects.values_list("run_count", "crash_count").get(task_id=queued_email.job_id) == (7, 1)
+
+
+def test_a_job_whose_starts_keep_dying_is_failed_as_a_poison_pill(queued_email, smtp_server, settings):
+    Job.objects.filter(task_id=queued_email.job_id).update(
+        run_count=4, crash_count=settings.JOBS_MAX_CRASH_REDELIVERIES
+    )
+    TaskResult.objects.create(task_id=queued_email.job_id, status=states.STARTED)  # the last start died too
+
+    run_as_a_worker_would(send_email, task_id=queued_email.job_id, kwargs={"email_id": queued_email.pk})
+
+    result = TaskResult.objects.get(task_id=queued_email.job_id)
+    assert result.status == states.FAILURE
+    assert "Stopped after 5 deliveries: the worker process died 4 times" in result.result
+    assert smtp_server.messages == []
