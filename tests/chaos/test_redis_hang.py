@@ -1,0 +1,40 @@
+"""A Redis that hangs (a frozen process, or a network that drops packets) instead of refusing connections."""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.models import Job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chaos]
+
+EMAIL = {"to_email": "hang@example.com", "subject": "Hang", "body": "Redis is frozen."}
+
+
+def web_timeout_seconds() -> int:
+    """The Procfile's gunicorn --timeout: a request still running after it is killed, and its client gets no answer."""
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
+    return int(re.search(r"^web:.*--timeout (\d+)", procfile, re.MULTILINE).group(1))
+
+
+def test_an_enqueue_while_redis_hangs_answers_202_before_the_web_server_gives_up_and_the_relay_has_it(
+    private_redis, api
+):
+    assert api.post("/api/send-email/", EMAIL, format="json").status_code == 202  # connections made while it answers
+    os.kill(private_redis.process.pid, signal.SIGSTOP)  # its sockets stay open, and nothing answers on them
+    try:
+        began = time.monotonic()
+        response = api.post("/api/send-email/", EMAIL, format="json")
+        took = time.monotonic() - began
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+
+    assert response.status_code == 202, response.content
+    # Not a speed figure: past this the server kills the request, and a client that saw no answer sends it again.
+    assert took < web_timeout_seconds(), f"the request took {took:.1f} s"
+    job = Job.objects.get(task_id=response.json()["task_id"])
+    assert job.published_at is None  # the broker never said it took it: the relay publishes it
