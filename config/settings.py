@@ -114,6 +114,20 @@ else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend, with a health check that needs no round trip (config/postgresql/base.py)
         DATABASES["default"]["ENGINE"] = "config.postgresql"
+        # A server that falls silent (its host crashed, a network dropping packets) sends no reset: without these a
+        # request waits on it until gunicorn kills the request at 30 s, and the client gets no answer. With them, a
+        # new connection gives up after 5 s and a held one once what it sent goes unacknowledged for 10 s (or an idle
+        # one fails its keepalive probes), and the request answers 503 (jobs/exceptions.py). A parameter in
+        # DATABASE_URL's query string wins.
+        for option, value in {
+            "connect_timeout": 5,
+            "tcp_user_timeout": 10_000,  # ms
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 2,
+        }.items():
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------------------------------
