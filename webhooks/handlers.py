@@ -63,6 +63,13 @@ def subscription_renewed(event: WebhookEvent) -> None:
         period_end = datetime.date.fromisoformat(raw)
     except (TypeError, ValueError):
         raise WebhookEventInvalid(f"data.current_period_end: {raw!r} is not a date (YYYY-MM-DD).") from None
+    current = tenant.subscription_current_period_end
+    if current is not None and period_end < current:
+        # Deliveries come in any order (a provider retries a failed one later): an older renewal arriving after a
+        # newer one must not take the period back.
+        logger.info("Tenant %s: renewal until %s (webhook %s) is older than the period recorded, until %s; kept that",
+                    tenant.slug, period_end, event.webhook_id, current)  # fmt: skip
+        return
     tenant.subscription_current_period_end = period_end
     tenant.save(update_fields=["subscription_current_period_end"])
     logger.info("Tenant %s renewed until %s (webhook %s)", tenant.slug, period_end, event.webhook_id)

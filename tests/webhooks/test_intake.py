@@ -48,6 +48,19 @@ def test_a_signed_renewal_is_accepted_stored_and_processed_by_the_worker(celery_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_older_renewal_delivered_after_a_newer_one_does_not_take_the_period_back(
+    celery_worker, billing_source, client
+):
+    tenant = TenantFactory(name="Acme")
+    for period_end in ("2032-01-31", "2031-06-30"):  # the older one retried by the provider, arriving last
+        accepted = post_delivery(client, sign_delivery(billing_source.signing_secret, renewal("acme", period_end)))
+        assert wait_for_event(accepted.json()["event_id"]).status == "processed"
+
+    tenant.refresh_from_db()
+    assert tenant.subscription_current_period_end == datetime.date(2032, 1, 31)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_cancel_clears_the_period_end_and_unknown_types_are_ignored(celery_worker, billing_source, client):
     tenant = TenantFactory(name="Acme", subscription_current_period_end=datetime.date(2030, 5, 1))
     cancel = {"type": "subscription.canceled", "data": {"tenant": "acme"}}
