@@ -241,19 +241,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
-    # A Redis that hangs (frozen, or a network that drops packets) rather than refusing must not hold an API request
-    # past gunicorn's 30 s timeout: a publish then gives up after two tries of at most 3 s each, and the relay
-    # publishes the job once Redis answers (the request answers 202: the job is committed).
     "socket_connect_timeout": 2,
-    "socket_timeout": 3,
+    "socket_timeout": 10,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 # When the broker connection drops, Redis will hand our unacked messages to another worker: stop the copies we are
 # running instead of finishing them twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# An API request must not hang on a dead broker: try twice, quickly, then leave the job to the relay.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# In the web processes only (config/wsgi.py), shorter: a Redis that hangs (frozen, or a network dropping packets)
+# rather than refusing must not hold an API request past gunicorn's 30 s timeout. A publish there gives up after two
+# tries of at most 3 s each and leaves the job to the relay; the request answers 202, the job being committed. Workers
+# and beat keep the longer ones: a retry's publish that fails there fails its job.
+WEB_BROKER_SOCKET_TIMEOUT = env.float("WEB_BROKER_SOCKET_TIMEOUT", default=3)
+WEB_PUBLISH_MAX_RETRIES = env.int("WEB_PUBLISH_MAX_RETRIES", default=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("default"), Queue("reports"), Queue("webhooks")]
 CELERY_TASK_ROUTES = {
