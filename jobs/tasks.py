@@ -25,7 +25,8 @@ class JobTask(Task):
     """Base for every task that runs a Job: skips canceled jobs, stops poison pills, reports progress in one shape."""
 
     # Our result backend counts the start with the STARTED write and leaves (starts, crashes, canceled?) on the
-    # request as ``job_run`` (jobs.results); otherwise (track_started off, another backend) the task counts it.
+    # request as ``job_run`` (jobs.results); otherwise (track_started off, another backend) the task counts it, and
+    # then sees a crash only where the dead run had stored PROGRESS (nothing stored STARTED).
     counts_job_runs = True
 
     def __call__(self, *args, **kwargs):
@@ -65,6 +66,19 @@ class JobTask(Task):
                 logger.error("Job %s is a poison pill (%d starts); marked failed", task_id, run_count)
                 raise Ignore()
         return super().__call__(*args, **kwargs)
+
+    def retry(self, *args, **kwargs):
+        """Celery's retry, with RETRY stored before the retry's message goes out (Celery stores it after): a pool
+        process that takes the message at once must not find this start still STARTED and count it as a crash
+        (jobs.services.job_run_start_sql)."""
+        if self.request.id and not self.request.is_eager:
+            exc = kwargs.get("exc")
+            try:
+                self.backend.mark_as_retry(self.request.id, exc if exc is not None else Exception("Retrying"),
+                                           request=self.request)  # fmt: skip
+            except DATABASE_DOWN:
+                pass  # Celery tries again after the publish; a start that then finds STARTED counts one crash
+        return super().retry(*args, **kwargs)
 
     def progress(self, *, current: int, total: int, status: str = "") -> None:
         self.update_state(state=PROGRESS, meta={"current": current, "total": total, "status": status})

@@ -112,3 +112,32 @@ def test_a_job_whose_starts_keep_dying_is_failed_as_a_poison_pill(queued_email, 
     assert result.status == states.FAILURE
     assert "Stopped after 5 deliveries: the worker process died 4 times" in result.result
     assert smtp_server.messages == []
+
+
+def test_a_retry_is_stored_before_its_message_goes_out_so_a_quick_pickup_is_no_crash(tenant_user, monkeypatch):
+    # Celery stores RETRY only after it published the retry's message; a pool process taking that message at once
+    # would find this run still STARTED and count a crash. What was stored when the message left is what it finds.
+    from celery.signals import before_task_publish
+    from django.db import transaction
+
+    from jobs.services import job_enqueue
+    from tests.chaos.tasks import retry_at_once
+
+    monkeypatch.setattr("jobs.services.job_publish", lambda job: False)  # this test plays the worker
+    with transaction.atomic():
+        job = job_enqueue(task_name="tests.retry_at_once", kind="test_retry", tenant_id=tenant_user.tenant_id)
+    stored_when_published = []
+
+    def look(sender=None, headers=None, **kwargs):
+        if headers and headers.get("id") == job.task_id:
+            stored_when_published.append(TaskResult.objects.get(task_id=job.task_id).status)
+
+    before_task_publish.connect(look, weak=False)
+    try:
+        run_as_a_worker_would(retry_at_once, task_id=job.task_id, kwargs={})
+    finally:
+        before_task_publish.disconnect(look)
+        celery_app.control.purge()  # the retry's message: nobody here consumes it
+
+    assert stored_when_published == [states.RETRY]
+    assert Job.objects.values_list("run_count", "crash_count").get(task_id=job.task_id) == (1, 0)
