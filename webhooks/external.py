@@ -133,7 +133,9 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
         return [literal]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except UnicodeError:  # a label over 63 characters, say: no lookup could ever answer it
+        raise FetchRefused(f"The host {host!r} is not a valid host name.") from None
+    except socket.gaierror:
         return []
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _canonname, sockaddr in infos:

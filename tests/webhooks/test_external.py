@@ -189,6 +189,7 @@ def test_an_allowed_name_that_does_not_resolve_is_accepted_then_retried_and_fail
         (["127.0.0.1"], True, "http://user:pw@127.0.0.1/", "Credentials"),
         (["127.0.0.1"], True, "not a url", "scheme"),
         (["127.0.0.1"], True, "", "blank"),
+        (["*.partner.example"], False, f"https://{'x' * 64}.partner.example/", "not a valid host name"),
     ],
 )
 def test_urls_outside_the_policy_are_400_naming_the_url(api, settings, allowed, allow_http, url, reason):
