@@ -212,7 +212,11 @@ class ReportDownloadView(APIView):
         try:
             return report_file_response(report)
         except ReportFileMissing:
-            return Response({"detail": FILE_GONE, "status": report_status}, status=status.HTTP_410_GONE)
+            return Response(
+                {"detail": FILE_GONE, "status": report_status},
+                status=status.HTTP_410_GONE,
+                headers={"Cache-Control": "private, no-store"},  # a 410 may be cached by default; this may change
+            )
 
 
 class ReportFileMissing(Exception):
@@ -224,7 +228,7 @@ def report_file_response(report: Report, *, as_attachment: bool = True) -> FileR
     """The report's file as a download (or inline); raises ReportFileMissing when it cannot be opened."""
     try:
         file = report.file.open("rb")
-    except OSError as exc:  # FileNotFoundError on the file system; storages raise OSErrors of their own
+    except FileNotFoundError as exc:  # other errors (permissions, too many open files) are the server's: a 500
         logger.warning("Report %s (tenant %s): its file %s cannot be opened: %s", report.pk, report.tenant_id,
                        report.file.name, exc)  # fmt: skip
         raise ReportFileMissing(report.pk) from exc

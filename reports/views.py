@@ -137,7 +137,9 @@ def _file_or_gone(request: HttpRequest, report: Report, *, as_attachment: bool) 
     try:
         return report_file_response(report, as_attachment=as_attachment)
     except ReportFileMissing:
-        return render(request, "reports/file_gone.html", {"report": report}, status=410)
+        response = render(request, "reports/file_gone.html", {"report": report}, status=410)
+        response["Cache-Control"] = "private, no-store"  # a 410 may be cached by default; this may change
+        return response
 
 
 @require_GET

@@ -201,7 +201,7 @@ def test_a_completed_report_whose_file_is_gone_answers_410_in_json(api, complete
 
     response = api.get(f"/api/reports/{completed_report.pk}/download/")
 
-    assert response.status_code == 410
+    assert response.status_code == 410 and response["Cache-Control"] == "private, no-store"
     assert response.json() == {
         "detail": "The report's file is no longer available; generate the report again.",
         "status": "completed",
