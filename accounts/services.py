@@ -22,8 +22,9 @@ def tenant_user_create(
 ) -> tuple[User, str]:
     """Create the tenant (when new) and its user, or update the user's password; return the user and API token.
 
-    An existing tenant is found by its name (letter case and spacing aside), not by the slug the name makes: "ACME!"
-    is refused while "Acme" has the slug "acme", rather than letting a user of another company into Acme. With
+    An existing tenant is found by its name (letter case and spacing aside), whatever its slug (a tenant renamed in
+    the admin keeps its first one), not by the slug the name makes: "ACME!" is refused while "Acme" has the slug
+    "acme", rather than letting a user of another company into Acme. With
     ``by_slug`` the tenant with the name's slug is taken whatever its name now is (the demo tenant, renamed in the
     admin).
     """
@@ -41,7 +42,9 @@ def tenant_user_create(
         raise AccountError("The password must not be empty: that user could never log in")
     if slug in reserved_tenant_slugs():
         raise AccountError(f"The tenant slug {slug!r} is reserved; choose another name")
-    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
+    tenant = None if by_slug else Tenant.objects.filter(name__iexact=" ".join(tenant_name.split())).first()
+    if tenant is None:
+        tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
     if not by_slug and _name_key(tenant.name) != _name_key(tenant_name):
         raise AccountError(
             f"The tenant {tenant.name!r} already has the slug {slug!r} that {tenant_name!r} makes: give its name "

@@ -112,6 +112,13 @@ def test_create_tenant_finds_a_tenant_by_its_name_not_by_a_slug_another_name_sha
     assert Tenant.objects.get().name == "Acme"
     assert sorted(User.objects.values_list("email", flat=True)) == ["road@acme.example", "wile@acme.example"]
 
+    Tenant.objects.update(name="Acme Corp")  # renamed in the admin: its slug stays "acme"
+    call_command("create_tenant", "Acme Corp", "--email", "coyote@acme.example", "--password", "pw-123456")
+    with pytest.raises(CommandError, match="'Acme Corp' already has the slug 'acme' that 'Acme' makes"):
+        call_command("create_tenant", "Acme", "--email", "mallory@example.com", "--password", "pw-123456")
+    assert list(Tenant.objects.values_list("slug", flat=True)) == ["acme"]
+    assert User.objects.filter(tenant__slug="acme").count() == 3
+
 
 def test_seed_demo_finds_the_demo_tenant_renamed_in_the_admin(settings):
     settings.DEBUG = True
