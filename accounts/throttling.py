@@ -7,7 +7,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
-from jobs.redis_client import redis_client
+from jobs.redis_client import redis_backing_off, redis_client, redis_failed
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,13 @@ class TenantRateThrottle(BaseThrottle):
         count, seconds = parse_rate(settings.API_TENANT_RATE)
         wanted = max(1, min(LEASE_MAX, count // (seconds * LEASE_SHARE)))
         hold = 1_000_000 // LEASE_SHARE if wanted > 1 else 0
+        if redis_backing_off(settings.REDIS_URL):
+            return True  # it failed moments ago (jobs.redis_client): fail open without waiting on it again
         asked = time.monotonic()  # a batch lapses counting from before the script dated it, never after
         try:
             taken, wait_us = _take()(keys=[key, total_key], args=[seconds * 1_000_000, count, wanted, hold])
         except (RedisError, OSError):
+            redis_failed(settings.REDIS_URL)
             logger.warning("Throttle skipped: Redis is unreachable")
             return True
         if taken > 1:

@@ -256,6 +256,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # and beat keep the longer ones: a retry's publish that fails there fails its job.
 WEB_BROKER_SOCKET_TIMEOUT = env.float("WEB_BROKER_SOCKET_TIMEOUT", default=3)
 WEB_PUBLISH_MAX_RETRIES = env.int("WEB_PUBLISH_MAX_RETRIES", default=1)
+# Then, in the web processes too, a Redis that failed is not asked again for this long (the throttle lets requests
+# through, the publish leaves jobs to the relay): a hung Redis costs one request its timeouts, not every request.
+WEB_REDIS_BACKOFF_SECONDS = env.float("WEB_REDIS_BACKOFF_SECONDS", default=5)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("default"), Queue("reports"), Queue("webhooks")]
 CELERY_TASK_ROUTES = {

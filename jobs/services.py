@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs.localcache import invalidate
 from jobs.models import Job
+from jobs.redis_client import redis_backing_off, redis_failed
 from jobs.sql import insert_parts
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,10 @@ def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
 
 def job_publish(*, job: Job) -> bool:
     """Hand the job to the broker under its own task id; True when the broker took it."""
+    broker = current_app.conf.broker_url
+    if redis_backing_off(broker):  # web processes only (jobs.redis_client): it failed moments ago
+        logger.warning("Broker failed moments ago; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
+        return False
     try:
         # No time limits in the message: the worker applies its own (REPORTS_SOFT_TIME_LIMIT in the worker's
         # environment, say). Celery would otherwise copy those of the task as this process registered it.
@@ -144,6 +149,7 @@ def job_publish(*, job: Job) -> bool:
             job.task_name, kwargs=job.kwargs, task_id=job.task_id, time_limit=None, soft_time_limit=None
         )
     except BROKER_ERRORS:
+        redis_failed(broker)
         logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
         return False
     try:

@@ -37,14 +37,21 @@ def test_an_enqueue_while_redis_hangs_answers_202_before_the_web_server_gives_up
             began = time.monotonic()
             response = httpx.post(url, json=EMAIL, headers=headers, timeout=60)
             took = time.monotonic() - began
+            # the next ones, moments later, do not wait on it again (WEB_REDIS_BACKOFF_SECONDS)
+            later = [httpx.post(url, json=EMAIL, headers=headers, timeout=60) for _ in range(3)]
         finally:
             os.kill(private_redis.process.pid, signal.SIGCONT)
     finally:
         web.terminate()
         web.wait(30)
+    log = (tmp_path / "web.log").read_text()
 
     assert response.status_code == 202, response.text
     # Not a speed figure: past this the server kills the request, and a client that saw no answer sends it again.
     assert took < web_timeout_seconds(), f"the request took {took:.1f} s"
     job = Job.objects.get(task_id=response.json()["task_id"])
     assert job.published_at is None  # the broker never said it took it: the relay publishes it
+    assert [answer.status_code for answer in later] == [202, 202, 202]
+    for answer in later:
+        assert f"Broker failed moments ago; job {answer.json()['task_id']}" in log, log[-3000:]
+        assert Job.objects.get(task_id=answer.json()["task_id"]).published_at is None

@@ -9,6 +9,7 @@ Enqueueing endpoints only write Job rows and publish to the test Redis (no worke
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -20,13 +21,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.celery import app as celery_app
-from config.wsgi import application
 from tests.factories import TenantFactory, UserFactory, token_for
 
 MAX_EXAMPLES = 40  # per operation; with the coverage cases the whole file runs in well under a minute and a half
 
-# Loaded at collection from the app itself: the schema under test is the one clients download.
-schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+# Loaded at collection from the app itself: the schema under test is the one clients download. Django's WSGI handler,
+# not config.wsgi's module: importing that would give every test in this process the web processes' Redis limits.
+schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 schema.config.generation.update(
     modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
     max_examples=MAX_EXAMPLES,
