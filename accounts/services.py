@@ -24,9 +24,8 @@ def tenant_user_create(
 
     An existing tenant is found by its name (letter case and spacing aside), whatever its slug (a tenant renamed in
     the admin keeps its first one), not by the slug the name makes: "ACME!" is refused while "Acme" has the slug
-    "acme", rather than letting a user of another company into Acme. With
-    ``by_slug`` the tenant with the name's slug is taken whatever its name now is (the demo tenant, renamed in the
-    admin).
+    "acme", rather than letting a user of another company into Acme. With ``by_slug`` the tenant with the name's slug
+    is taken whatever its name now is (the demo tenant, renamed in the admin).
     """
     slug = slugify(tenant_name)
     if not slug:
@@ -44,12 +43,12 @@ def tenant_user_create(
         raise AccountError(f"The tenant slug {slug!r} is reserved; choose another name")
     tenant = None if by_slug else Tenant.objects.filter(name__iexact=" ".join(tenant_name.split())).first()
     if tenant is None:
-        tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
-    if not by_slug and _name_key(tenant.name) != _name_key(tenant_name):
-        raise AccountError(
-            f"The tenant {tenant.name!r} already has the slug {slug!r} that {tenant_name!r} makes: give its name "
-            "exactly to add a user to it, or a name that makes another slug for a new tenant"
-        )
+        tenant, created = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_name})
+        if not created and not by_slug:  # the slug is another name's
+            raise AccountError(
+                f"The tenant {tenant.name!r} already has the slug {slug!r} that {tenant_name!r} makes: give its name "
+                "exactly to add a user to it, or a name that makes another slug for a new tenant"
+            )
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email=email).first()
     if user is None:
@@ -63,10 +62,6 @@ def tenant_user_create(
     user.save()
     token, _ = Token.objects.get_or_create(user=user)
     return user, token.key
-
-
-def _name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 def reserved_tenant_slugs() -> set[str]:

@@ -109,11 +109,11 @@ class TenantRateThrottle(BaseThrottle):
                 if remaining > 1:
                     _leases[key] = (remaining - 1, expires)
                 return True
+        if redis_backing_off(settings.REDIS_URL):
+            return True  # it failed moments ago (jobs.redis_client): fail open without waiting on it again
         count, seconds = parse_rate(settings.API_TENANT_RATE)
         wanted = max(1, min(LEASE_MAX, count // (seconds * LEASE_SHARE)))
         hold = 1_000_000 // LEASE_SHARE if wanted > 1 else 0
-        if redis_backing_off(settings.REDIS_URL):
-            return True  # it failed moments ago (jobs.redis_client): fail open without waiting on it again
         asked = time.monotonic()  # a batch lapses counting from before the script dated it, never after
         try:
             taken, wait_us = _take()(keys=[key, total_key], args=[seconds * 1_000_000, count, wanted, hold])

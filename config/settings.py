@@ -119,15 +119,15 @@ else:
         # new connection gives up after 5 s and a held one once what it sent goes unacknowledged for 10 s (or an idle
         # one fails its keepalive probes), and the request answers 503 (jobs/exceptions.py). A parameter in
         # DATABASE_URL's query string wins.
-        for option, value in {
+        DATABASES["default"]["OPTIONS"] = {
             "connect_timeout": 5,
             "tcp_user_timeout": 10_000,  # ms
             "keepalives": 1,
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 2,
-        }.items():
-            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
+            **DATABASES["default"].get("OPTIONS", {}),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------------------------------
