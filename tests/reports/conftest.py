@@ -57,7 +57,11 @@ def completed_report(tenant_user) -> Report:
 
 
 def render_processes_under(root: int) -> list[int]:
-    """Processes below ``root`` forked by a multiprocessing fork server: the render processes (reports/pdf.py)."""
+    """Processes below ``root`` forked by a multiprocessing fork server: the render processes (reports/pdf.py).
+
+    A fork keeps the server's command line; the programs the server runs while it preloads WeasyPrint (``ldconfig``,
+    ``gcc``: ctypes looking for libraries) do not, and are not render processes: taken for them, a test went on
+    before its report had begun."""
     parents, commands = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -76,5 +80,5 @@ def render_processes_under(root: int) -> list[int]:
     return [
         pid
         for pid, parent in parents.items()
-        if pid != root and below(pid) and b"forkserver" in commands.get(parent, b"")
+        if pid != root and below(pid) and b"forkserver" in commands.get(parent, b"") and b"forkserver" in commands[pid]
     ]
