@@ -322,6 +322,10 @@ def http_side(url: str, **request) -> dict:
     before = cpu_seconds()
     result = run_load(url, seconds=SECONDS, connections=CONNECTIONS, **request)
     after = cpu_seconds()
+    if result.errors:
+        # A failing side answers fast and would pass for a quick one: no figure is better than a false one.
+        raise SystemExit(f"bench: {result.errors} of {result.requests} requests to {url} failed (non-2xx or socket "
+                         "errors); see the server logs above")  # fmt: skip
     cpu = {part: (after[part] - before[part]) * 1000 / max(result.requests, 1) for part in before}
     return {"rps": result.requests_per_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
             "requests": result.requests, "errors": result.errors, "cpu_ms_per_request": cpu}  # fmt: skip
