@@ -19,7 +19,12 @@ class Job(models.Model):
     task_name = models.CharField(max_length=255)
     kwargs = models.JSONField(default=dict, blank=True)
     accepted_at = models.DateTimeField(default=timezone.now)
-    published_at = models.DateTimeField(null=True, blank=True, help_text="when the broker took it; empty = not yet")
+    published_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when it was handed to the broker (written as it is accepted, emptied if the broker refused it); "
+        "empty = waiting for the relay",
+    )
     publish_count = models.PositiveIntegerField(default=0)
     run_count = models.PositiveIntegerField(default=0, help_text="times a worker started it, retries included")
     crash_count = models.PositiveIntegerField(

@@ -9,6 +9,7 @@ from django_celery_results.models import TaskResult
 
 from config.celery import app as celery_app
 from jobs.models import Job
+from jobs.recovery import jobs_recover_stranded
 from jobs.services import jobs_publish_pending
 from jobs.tasks import publish_unpublished_jobs
 from notifications.models import OutboundEmail
@@ -124,7 +125,7 @@ def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):
 
 def test_an_email_and_its_job_are_written_together_and_published_after_commit(tenant_user, monkeypatch):
     published = []
-    monkeypatch.setattr("jobs.services.current_app.send_task", lambda name, **kw: published.append((name, kw)))
+    monkeypatch.setattr("jobs.services.broker.publish", lambda app, **kw: published.append(kw))
 
     with transaction.atomic():
         email = email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL)
@@ -137,8 +138,8 @@ def test_an_email_and_its_job_are_written_together_and_published_after_commit(te
                                                                          None)  # fmt: skip
     assert job.accepted_at is not None and job.published_at is not None and job.publish_count == 1
     assert OutboundEmail.objects.get(pk=email.pk).job_id == job.task_id
-    assert published == [("notifications.send_email", {"kwargs": {"email_id": email.pk}, "task_id": job.task_id,
-                                                       "time_limit": None, "soft_time_limit": None})]  # fmt: skip
+    assert published == [{"task_name": "notifications.send_email", "task_id": job.task_id,
+                          "kwargs": {"email_id": email.pk}}]  # fmt: skip
 
 
 def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_own(tenant_user):
@@ -160,7 +161,7 @@ def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_ow
 
 
 def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user, monkeypatch):
-    monkeypatch.setattr("jobs.services.job_publish", lambda job: False)  # rows only: nothing reaches the broker
+    monkeypatch.setattr("jobs.services._send", lambda job: False)  # rows only: nothing reaches the broker
     email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, dedupe_key="once", **EMAIL)
 
     with transaction.atomic():
@@ -193,8 +194,8 @@ def test_task_ids_are_time_ordered_uuid7_so_new_ones_append_to_their_indexes():
 
 @pytest.fixture
 def published_mark_fails():
-    """The database refuses the "published" mark (a failover between the commit and that UPDATE, say); calling the
-    fixture's value lets it through again."""
+    """The database refuses to change a job's "published" mark (a failover just after the enqueue's commit, say);
+    calling the fixture's value lets it through again."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
@@ -222,27 +223,48 @@ def published_mark_fails():
     run(allow)
 
 
-def test_a_failed_published_mark_still_answers_202_and_the_relay_publishes_the_job_again(api, published_mark_fails):
+def test_an_accepted_job_is_marked_published_with_its_insert_not_by_a_statement_after_the_publish(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     celery_app.control.purge()
 
-    # when an email is requested and the mark after its publish fails
-    response = api.post("/api/send-email/", EMAIL, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/send-email/", EMAIL, format="json")
 
-    # then the client is told it was accepted (it was: committed and in the broker), not asked to send it again
-    assert response.status_code == 202, response.content
     job = Job.objects.get(task_id=response.json()["task_id"])
-    assert (job.published_at, job.publish_count) == (None, 0)
+    assert (job.published_at is not None, job.publish_count) == (True, 1)
+    assert [query["sql"] for query in queries if query["sql"].lstrip().upper().startswith("UPDATE")] == []
     assert queued("default") == 1
 
-    # and once the database takes the mark again, the relay publishes the job once more (its task's status guard
-    # makes the second delivery harmless) and marks it
+
+def test_a_job_the_broker_refused_and_that_could_not_be_unmarked_still_answers_202_and_the_sweeper_publishes_it(
+    api, published_mark_fails
+):
+    celery_app.control.purge()
+
+    # when an email is requested while the broker is down, and the database then refuses to unmark its job
+    with broker_at("redis://127.0.0.1:1/0"):
+        response = api.post("/api/send-email/", EMAIL, format="json")
+
+    # then the client is told it was accepted (it was: committed), not asked to send it again
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(task_id=response.json()["task_id"])
+    assert (job.published_at is not None, job.publish_count) == (True, 1)  # so the relay passes it by
+    assert jobs_publish_pending(grace=timedelta(0)) == 0
+    assert queued("default") == 0
+
+    # and the stranded-job sweeper, finding it in no queue and with no worker on two sweeps, publishes it
     published_mark_fails()
-    assert jobs_publish_pending(grace=timedelta(0)) == 1
+    assert jobs_recover_stranded(grace=timedelta(0)) == []
+    assert jobs_recover_stranded(grace=timedelta(0)) == [job.task_id]
     job.refresh_from_db()
-    assert job.published_at is not None and job.publish_count == 1
-    assert queued("default") == 2
+    assert job.publish_count == 2
+    assert queued("default") == 1
 
 
 def queued(queue: str) -> int:
-    with celery_app.connection_for_write() as connection:
-        return connection.default_channel.queue_declare(queue, passive=True).message_count
+    """Messages waiting on the broker's list for ``queue`` (none when there is no list)."""
+    import redis
+
+    return redis.Redis.from_url(celery_app.conf.broker_url).llen(queue)
