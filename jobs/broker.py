@@ -8,6 +8,10 @@ pipeline, through one client kept per process, and sends the publish signals as 
 not handle goes through ``send_task``: another broker or URL scheme, transport options that change key names,
 priorities, queues that expire, another serializer or compression.
 
+One difference, on purpose: published from inside a task (the relay, the sweeper, a digest making emails), the job
+is its own root, with no parent, where ``send_task`` would make it the running task's child and add it to that task's
+stored children (thousands, for a digest). Jobs stand alone; each has its Job row.
+
 ``tests/jobs/test_broker.py`` checks the message against the one ``send_task`` writes, key by key.
 """
 
@@ -21,6 +25,7 @@ from typing import NamedTuple
 
 import redis
 from celery import Celery, signals
+from celery.app.routes import MapRoute
 from celery.utils.saferepr import saferepr
 from celery.utils.time import utcoffset
 from kombu.utils.json import dumps
@@ -29,14 +34,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-# Transport options that change where kombu puts a message or what it adds: with any of them set, send_task.
-_KEY_OPTIONS = ("global_keyprefix", "fanout_prefix", "fanout_patterns", "sep", "priority_steps", "queue_order_strategy")
+# Transport options that change where kombu puts a message, or how it connects, that this module does not apply: with
+# any of them set, send_task.
+_UNHANDLED_OPTIONS = (
+    "global_keyprefix", "fanout_prefix", "fanout_patterns", "sep", "priority_steps", "queue_order_strategy",
+    "health_check_interval", "retry_on_timeout", "max_connections", "client_name", "socket_keepalive",
+    "socket_keepalive_options", "username", "password", "credential_provider",
+)  # fmt: skip
 
 
 def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict) -> None:
     """Publish the job as ``app.send_task(task_name, kwargs=kwargs, task_id=task_id)`` would, without time limits in
     the message; raises what the broker raises (a RedisError, an OSError or kombu's errors) when it cannot."""
-    plan = _plan(app, app.conf.broker_url or "")
+    plan = _plan(app, app.conf.broker_write_url or "")
     queue = plan and _route(app, task_name)
     if not queue or signals.task_sent.receivers:  # task_sent: deprecated, but send_task still sends it
         app.send_task(task_name, kwargs=kwargs, task_id=task_id, time_limit=None, soft_time_limit=None)
@@ -80,10 +90,12 @@ def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict) -> None:
             pipe.execute()
             break
         except (RedisConnectionError, RedisTimeoutError, OSError):
-            # As kombu's retry policy would: again, on a fresh connection (a failed one leaves the pool). A push that
-            # reached Redis before its answer was lost is then there twice; the job still runs once.
+            # As kombu's retry policy would: again, after its wait, on a fresh connection (a failed one leaves the
+            # pool). A push that reached Redis before its answer was lost is then there twice; the job runs once.
             if attempt == plan.retries:
                 raise
+            first, step, longest = plan.intervals
+            time.sleep(min(first + step * attempt, longest))
     if signals.after_task_publish.receivers:
         signals.after_task_publish.send(sender=task_name, body=body, headers=headers, exchange="", routing_key=queue)
 
@@ -97,16 +109,31 @@ def _envelope(body, headers: dict, properties: dict) -> str:
 
 @cache
 def _route(app: Celery, task_name: str) -> str | None:
-    """Where ``send_task`` would send the task, as a queue name, when it goes straight to a queue's list, else None;
-    routes are settings, so the answer is kept."""
-    task = app.tasks.get(task_name)
-    options = app.amqp.router.route({}, task_name, (), {}, task)
+    """Where ``send_task`` would send the task, as a queue name, when it goes straight to a queue's list, else None.
+
+    As send_task does: the options the task was declared with (its decorator's ``queue`` beats a route), then the
+    routes; routes are settings, so the answer is kept. A router function might route by the job's arguments, and
+    any other option (a priority, an exchange, an expiry) changes the message: send_task then.
+    """
+    task = app._tasks.get(task_name)  # send_task's lookup: the registry, without finalizing the app
+    options = {}
+    if task is not None:
+        # What send_task merges into the route. Left out: the time limits (not in our messages) and what this module
+        # writes anyway (every task names a serializer, the app's).
+        written = {("serializer", "json"), ("delivery_mode", "persistent"), ("delivery_mode", 2)}
+        options = {
+            key: value
+            for key, value in task._get_exec_options().items()
+            if value is not None and key not in ("time_limit", "soft_time_limit") and (key, value) not in written
+        }
+    router = app.amqp.router
+    if set(options) - {"queue"} or any(not isinstance(route, MapRoute) for route in router.routes):
+        return None
+    options = router.route(options, task_name, (), {}, task)
     queue = options.get("queue")
     if queue is None or set(options) - {"queue"} or queue.exchange.type != "direct" or queue.expires is not None:
         return None
     if queue.queue_arguments or queue.max_priority is not None:
-        return None
-    if task is not None and any(task._get_exec_options().get(key) is not None for key in ("priority", "expires")):
         return None
     return queue.name
 
@@ -114,6 +141,7 @@ def _route(app: Celery, task_name: str) -> str | None:
 class _Plan(NamedTuple):
     client: redis.Redis
     retries: int
+    intervals: tuple[float, float, float]  # the retry policy's first wait, step and longest wait, in seconds
     events_channel: str | None
     event_exchange: str
     kwargsrepr_maxsize: int
@@ -131,17 +159,20 @@ def _plan(app: Celery, url: str) -> _Plan | None:
     """
     conf = app.conf
     options = conf.broker_transport_options or {}
+    policy = conf.task_publish_retry_policy or {}
     if (
         not url.startswith("redis://")
         or ";" in url  # failover URLs
         or conf.broker_use_ssl
-        or any(option in options for option in _KEY_OPTIONS)
+        or any(option in options for option in _UNHANDLED_OPTIONS)
         or conf.task_protocol != 2
         or conf.task_serializer != "json"
+        or conf.event_serializer != "json"
         or conf.task_compression
         or conf.task_default_priority is not None
         or conf.task_default_delivery_mode not in ("persistent", 2)
         or conf.task_default_exchange_type != "direct"
+        or (conf.task_publish_retry and policy.get("max_retries", 3) is None)  # kombu: retry for ever
     ):
         return None
     client = redis.Redis.from_url(
@@ -151,10 +182,10 @@ def _plan(app: Celery, url: str) -> _Plan | None:
         retry=Retry(NoBackoff(), 0),
     )
     db = client.connection_pool.connection_kwargs.get("db", 0)
-    policy = conf.task_publish_retry_policy or {}
     return _Plan(
         client=client,
-        retries=int(policy.get("max_retries", 3) or 0) if conf.task_publish_retry else 0,
+        retries=policy.get("max_retries", 3) if conf.task_publish_retry else 0,
+        intervals=(policy.get("interval_start", 0), policy.get("interval_step", 0.2), policy.get("interval_max", 1)),
         events_channel=f"/{db}.{conf.event_exchange}/task.sent" if conf.task_send_sent_event else None,
         event_exchange=conf.event_exchange,
         kwargsrepr_maxsize=app.amqp.kwargsrepr_maxsize,

@@ -150,7 +150,7 @@ def job_publish(*, job: Job) -> bool:
     except DatabaseError:
         if connection.in_atomic_block:
             raise  # the relay's transaction: it cannot go on, and rolls back its marks
-        logger.warning("Job %s (tenant %s) published but not marked so; the relay will publish it again",
+        logger.warning("Job %s (tenant %s) published but not marked so; it may be published again (it runs once)",
                        job.task_id, job.tenant_id, exc_info=True)  # fmt: skip
     return True
 
@@ -183,7 +183,7 @@ def _publish_accepted(job: Job) -> None:
 
 def _send(job: Job) -> bool:
     """Put the job's message on the broker; False, logged, when the broker cannot take it now."""
-    broker_url = current_app.conf.broker_url
+    broker_url = current_app.conf.broker_write_url  # where publishes go (broker_url unless set apart)
     if redis_backing_off(broker_url):  # web processes only (jobs.redis_client): it failed moments ago
         logger.warning("Broker failed moments ago; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)
         return False
