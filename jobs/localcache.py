@@ -34,7 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from jobs.redis_client import redis_client
+from jobs.redis_client import redis_backing_off, redis_client, redis_failed
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +138,14 @@ class LocalCache:
             logger.warning("Local cache: the invalidation channel broke (%s); reading from the database until it is "
                            "back", exc)  # fmt: skip
             self._drop()
+            redis_failed(settings.REDIS_URL)  # web processes: not asked again for a while (jobs.redis_client)
             return None
         return self._epoch if now - self._pong_at <= ALIVE_SECONDS else None
 
     def _subscribe(self) -> bool:
-        if time.monotonic() < self._retry_at:
+        # In web processes a Redis that failed moments ago (here, or for the throttle) is left alone for a while: one
+        # that hangs rather than refuses would otherwise hold a request at every attempt, here once a second.
+        if time.monotonic() < self._retry_at or redis_backing_off(settings.REDIS_URL):
             return False
         pubsub = _subscriber_client().pubsub()
         try:
@@ -157,6 +160,7 @@ class LocalCache:
             logger.warning("Local cache off: cannot subscribe to invalidations (%s)", exc)
             pubsub.close()
             self._retry_at = time.monotonic() + RECONNECT_SECONDS
+            redis_failed(settings.REDIS_URL)
             return False
         self.clear()  # whatever was kept before may have missed messages
         self._pubsub = pubsub
@@ -196,7 +200,7 @@ def _subscriber_client() -> redis.Redis:
     return redis.Redis.from_url(
         settings.REDIS_URL,
         socket_connect_timeout=1,
-        socket_timeout=2,
+        socket_timeout=1,  # a subscription's reads are polls (timeout 0) and its confirmation waits 1 s itself
         socket_keepalive=True,
         retry=Retry(NoBackoff(), 0),
     )

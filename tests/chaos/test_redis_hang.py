@@ -55,3 +55,32 @@ def test_an_enqueue_while_redis_hangs_answers_202_before_the_web_server_gives_up
     for answer in later:
         assert f"Broker failed moments ago; job {answer.json()['task_id']}" in log, log[-3000:]
         assert Job.objects.get(task_id=answer.json()["task_id"]).published_at is None
+
+
+def test_status_polls_while_redis_hangs_wait_on_it_once_in_a_while_not_at_every_reconnect(private_redis, api, tmp_path):
+    port = free_port()
+    web = start_web(port, tmp_path / "web.log", "--workers", "1", "--timeout", str(web_timeout_seconds()))
+    headers = {"Authorization": f"Token {token_for(api.user)}"}
+    base = f"http://127.0.0.1:{port}"
+    try:
+        task_id = httpx.post(f"{base}/api/send-email/", json=EMAIL, headers=headers, timeout=30).json()["task_id"]
+        assert httpx.get(f"{base}/api/tasks/{task_id}/", headers=headers, timeout=30).status_code == 200  # subscribed
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            answers, waits = [], []  # a client polling its task's status without pause, for 12 s
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:
+                began = time.monotonic()
+                answers.append(httpx.get(f"{base}/api/tasks/{task_id}/", headers=headers, timeout=60).status_code)
+                waits.append(time.monotonic() - began)
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+    finally:
+        web.terminate()
+        web.wait(30)
+
+    assert set(answers) == {200}
+    # The status comes from the database meanwhile. What the polls spent waiting on the frozen Redis (the cache's
+    # subscription, the throttle) is one attempt per WEB_REDIS_BACKOFF_SECONDS, not one a second.
+    stalled = sum(wait for wait in waits if wait > 0.3)
+    assert stalled < 5, f"{stalled:.1f} s of 12 s spent waiting on Redis: {sorted(waits)[-8:]}"
