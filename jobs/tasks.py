@@ -2,7 +2,7 @@ import logging
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
-from celery.signals import task_postrun, task_prerun, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
@@ -108,6 +108,29 @@ def _close_old_database_connections(task=None, **kwargs) -> None:
     # the rest (settings.CELERY_DB_REUSE_MAX). Eager tasks run inside their caller's transaction: leave those alone.
     if task is not None and not task.request.is_eager:
         close_old_connections()
+
+
+@worker_init.connect
+def _survive_closing_a_lost_broker_connection(**kwargs) -> None:
+    """Celery 5.7.0 (with kombu 5.7.0) closes the broker connection it just lost by putting the messages the worker
+    held back on it; when Redis is still down that can raise AttributeError (its transport's client already let go),
+    which nothing catches, and the worker exits ("Unrecoverable error"), seen in an outside test when Redis shut down
+    under load. Ignore it there, as the connection errors are: the messages stay in Redis's unacknowledged set (its
+    visibility timeout, and the sweeper sooner, put them back), and the consumer reconnects."""
+    from celery.worker.consumer import consumer
+    from kombu.common import ignore_errors
+
+    def close_ignoring_errors(connection, fun=None, *args, **kwargs):
+        if fun is None:
+            return ignore_errors(connection)
+        try:
+            return ignore_errors(connection, fun, *args, **kwargs)
+        except AttributeError:
+            logger.warning("Closing the lost broker connection failed; the messages it held stay in Redis for the "
+                           "sweeper", exc_info=True)  # fmt: skip
+            return None
+
+    consumer.ignore_errors = close_ignoring_errors
 
 
 @worker_ready.connect

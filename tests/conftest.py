@@ -252,6 +252,9 @@ class WorkerProcess:
         self.extra_args = extra_args
         self.env = env
         self.process: subprocess.Popen | None = None
+        # Gossip and mingle off (workers of other tests would otherwise be each other's neighbours); a test of what
+        # a production worker does sets this to () (the Procfile's worker has both).
+        self.quiet_flags: tuple[str, ...] = ("--without-gossip", "--without-mingle")
 
     def start(self, timeout: float = 30) -> "WorkerProcess":
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -259,7 +262,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
              f"--concurrency={self.concurrency}", "--loglevel=INFO", "-n", self.name,
-             "--queues=default,reports,webhooks", "--without-gossip", "--without-mingle", *self.extra_args],
+             "--queues=default,reports,webhooks", *self.quiet_flags, *self.extra_args],
             cwd=PROJECT_DIR, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
