@@ -43,10 +43,11 @@ _UNHANDLED_OPTIONS = (
 )  # fmt: skip
 
 
-def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict) -> None:
+def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str | None = None) -> None:
     """Publish the job as ``app.send_task(task_name, kwargs=kwargs, task_id=task_id)`` would, without time limits in
-    the message; raises what the broker raises (a RedisError, an OSError or kombu's errors) when it cannot."""
-    plan = _plan(app, app.conf.broker_write_url or "")
+    the message, to ``url`` (the app's ``broker_write_url`` unless given: the caller may have read it already); raises
+    what the broker raises (a RedisError, an OSError or kombu's errors) when it cannot."""
+    plan = _plan(app, (url or app.conf.broker_write_url) or "")
     queue = plan and _route(app, task_name)
     if not queue or signals.task_sent.receivers:  # task_sent: deprecated, but send_task still sends it
         app.send_task(task_name, kwargs=kwargs, task_id=task_id, time_limit=None, soft_time_limit=None)

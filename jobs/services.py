@@ -190,7 +190,7 @@ def _send(job: Job) -> bool:
     try:
         # No time limits in the message: the worker applies its own (REPORTS_SOFT_TIME_LIMIT in the worker's
         # environment, say). Celery would otherwise copy those of the task as this process registered it.
-        broker.publish(current_app, task_name=job.task_name, task_id=job.task_id, kwargs=job.kwargs)
+        broker.publish(current_app, task_name=job.task_name, task_id=job.task_id, kwargs=job.kwargs, url=broker_url)
     except BROKER_ERRORS:
         redis_failed(broker_url)
         logger.warning("Broker unreachable; job %s (tenant %s) left for the relay", job.task_id, job.tenant_id)

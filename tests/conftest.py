@@ -245,16 +245,18 @@ def start_web(port: int, log_path: Path, *args: str, **env: str) -> subprocess.P
 class WorkerProcess:
     """A `celery worker` process (prefork pool) started by a test; it can be stopped, killed and started again."""
 
-    def __init__(self, log_dir: Path, concurrency: int = 1, extra_args: tuple[str, ...] = (), **env: str) -> None:
+    def __init__(
+        self, log_dir: Path, concurrency: int = 1, extra_args: tuple[str, ...] = (), gossip: bool = False, **env: str
+    ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.log_path = log_dir / f"worker-{self.name.split('@')[0]}.log"
         self.concurrency = concurrency
         self.extra_args = extra_args
         self.env = env
         self.process: subprocess.Popen | None = None
-        # Gossip and mingle off (workers of other tests would otherwise be each other's neighbours); a test of what
-        # a production worker does sets this to () (the Procfile's worker has both).
-        self.quiet_flags: tuple[str, ...] = ("--without-gossip", "--without-mingle")
+        # Gossip and mingle off unless asked for (workers of other tests would otherwise be each other's neighbours;
+        # the Procfile's worker has both).
+        self.quiet_flags = () if gossip else ("--without-gossip", "--without-mingle")
 
     def start(self, timeout: float = 30) -> "WorkerProcess":
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -308,8 +310,8 @@ def worker_process(transactional_db, tmp_path):
     celery_app.control.purge()
     started: list[WorkerProcess] = []
 
-    def make(concurrency: int = 1, extra_args: tuple[str, ...] = (), **env: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path, concurrency=concurrency, extra_args=extra_args, **env)
+    def make(concurrency: int = 1, extra_args: tuple[str, ...] = (), gossip: bool = False, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path, concurrency=concurrency, extra_args=extra_args, gossip=gossip, **env)
         started.append(worker)
         return worker
 

@@ -46,9 +46,9 @@ def test_redis_restarted_empty_unfinished_jobs_run_once_and_finished_ones_never_
 def test_a_worker_holding_jobs_outlives_a_redis_that_stays_down_for_a_while(
     private_redis, worker_process, smtp_server, api
 ):
-    worker = worker_process(concurrency=2, TEST_REDIS_URL=private_redis.url, TEST_EMAIL_URL=smtp_server.url)
-    worker.quiet_flags = ()  # as the Procfile runs it: gossip and mingle on (a private Redis: no other neighbours)
-    worker.start()
+    # as the Procfile runs it: gossip and mingle on (a private Redis: no other neighbours)
+    worker = worker_process(concurrency=2, gossip=True, TEST_REDIS_URL=private_redis.url,
+                            TEST_EMAIL_URL=smtp_server.url).start()  # fmt: skip
     smtp_server.rcpt_delay = 0.3  # sends take a while, so the worker always holds some
     accepted = []
     for _ in range(3):

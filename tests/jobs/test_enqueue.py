@@ -139,7 +139,7 @@ def test_an_email_and_its_job_are_written_together_and_published_after_commit(te
     assert job.accepted_at is not None and job.published_at is not None and job.publish_count == 1
     assert OutboundEmail.objects.get(pk=email.pk).job_id == job.task_id
     assert published == [{"task_name": "notifications.send_email", "task_id": job.task_id,
-                          "kwargs": {"email_id": email.pk}}]  # fmt: skip
+                          "kwargs": {"email_id": email.pk}, "url": celery_app.conf.broker_write_url}]  # fmt: skip
 
 
 def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_own(tenant_user):
