@@ -6,7 +6,8 @@ runs every figure as the median of several rounds, prints a table and writes ben
 Environment: BENCH_QUICK=1 (small sizes, fewer rounds), BENCH_ROUNDS, BENCH_SECONDS (per HTTP round),
 BENCH_JOBS and BENCH_THROUGHPUT_ROUNDS (throughput), BENCH_LATENCY_JOBS, BENCH_SCALE_LARGE, BENCH_PORT (default 18000),
 BENCH_DATABASE_URL (default: DATABASE_URL's server, database "<name>_bench"; SQLite: var/bench.sqlite3),
-BENCH_REDIS_URL (default: REDIS_URL's server, DB 13). The bench empties its own tables and queues, nothing else.
+BENCH_REDIS_URL (default: REDIS_URL's server, DB 13), BENCH_GUNICORN_EXTRA (more gunicorn arguments, for both sides:
+to try a server setting). The bench empties its own tables and queues, nothing else.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -132,10 +134,14 @@ WEB_GROUPS: set[int] = set()
 @contextmanager
 def web_server(port: int = PORT, **env: str):
     """gunicorn with 2 sync workers, as in the Procfile (minus the access log), on BENCH_PORT (or ``port``)."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        # Its health check would pass on that server, and the figures would be another code's (a run left over).
+        raise RuntimeError(f"port {port} is already taken (a gunicorn left over?); set BENCH_PORT or stop it")
     log = open(RESULTS_DIR / "gunicorn.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [BIN / "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--timeout", "30", "--no-control-socket"],  # gunicorn's one per user would be another server's (make run's)
+         "--timeout", "30", "--no-control-socket",  # gunicorn's one per user would be another server's (make run's)
+         *os.environ.get("BENCH_GUNICORN_EXTRA", "").split()],
         cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},
     )  # fmt: skip
     WEB_GROUPS.add(proc.pid)

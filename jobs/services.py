@@ -7,11 +7,12 @@ import time
 import uuid
 from contextlib import nullcontext
 from datetime import timedelta
+from functools import cache
 
 from celery import current_app, states
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from kombu.exceptions import KombuError
@@ -21,7 +22,7 @@ from jobs import broker
 from jobs.localcache import invalidate
 from jobs.models import Job
 from jobs.redis_client import redis_backing_off, redis_failed
-from jobs.sql import insert_parts
+from jobs.sql import insert_fields, insert_values
 
 logger = logging.getLogger(__name__)
 
@@ -106,25 +107,37 @@ def job_enqueue_with(
 
 
 def _insert_with_job(row: Model, job: Job, *, pk_kwarg: str) -> None:
-    row_table, row_columns, row_values = insert_parts(row, connection=connection)
-    job_table, job_columns, job_values = insert_parts(job, connection=connection, leave_out=("kwargs",))
-    quote = connection.ops.quote_name
-    row_pk, job_pk = quote(row._meta.pk.column), quote(Job._meta.pk.column)
-    kwargs = quote(Job._meta.get_field("kwargs").column)
-    sql = (
-        f"WITH domain AS (INSERT INTO {row_table} ({', '.join(row_columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(row_columns))}) RETURNING {row_pk}) "
-        f"INSERT INTO {job_table} ({', '.join(job_columns)}, {kwargs}) "
-        f"SELECT {', '.join(['%s'] * len(job_columns))}, jsonb_build_object(%s, domain.{row_pk}) FROM domain "
-        f"RETURNING {job_pk}, (SELECT {row_pk} FROM domain)"
-    )
+    sql, row_fields, job_fields = _insert_with_job_sql(type(row), connection.vendor)
+    values = [
+        *insert_values(row, row_fields, connection=connection),
+        *insert_values(job, job_fields, connection=connection),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*row_values, *job_values, pk_kwarg])
+        cursor.execute(sql, [*values, pk_kwarg])
         job.pk, row.pk = cursor.fetchone()
     job.kwargs = {pk_kwarg: row.pk}
     for instance in (row, job):
         instance._state.adding = False
         instance._state.db = connection.alias
+
+
+@cache
+def _insert_with_job_sql(row_model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+    """The statement inserting a ``row_model`` row and its Job (the Job's ``kwargs`` made of the row's new primary key),
+    and the fields whose values it takes, in order: built once per model."""
+    row_fields, job_fields = insert_fields(row_model), insert_fields(Job, leave_out=("kwargs",))
+    quote = connection.ops.quote_name
+    row_table, job_table = quote(row_model._meta.db_table), quote(Job._meta.db_table)
+    row_pk, job_pk = quote(row_model._meta.pk.column), quote(Job._meta.pk.column)
+    kwargs = quote(Job._meta.get_field("kwargs").column)
+    sql = (
+        f"WITH domain AS (INSERT INTO {row_table} ({', '.join(quote(f.column) for f in row_fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(row_fields))}) RETURNING {row_pk}) "
+        f"INSERT INTO {job_table} ({', '.join(quote(f.column) for f in job_fields)}, {kwargs}) "
+        f"SELECT {', '.join(['%s'] * len(job_fields))}, jsonb_build_object(%s, domain.{row_pk}) FROM domain "
+        f"RETURNING {job_pk}, (SELECT {row_pk} FROM domain)"
+    )
+    return sql, row_fields, job_fields
 
 
 def job_enqueue_again(*, job: Job, user_id: int | None) -> Job:
