@@ -4,7 +4,9 @@
 - the bare baselines (``bench.bare``) mounted next to the real URLs, the bare no-op task and our tracked no-op job
   (``bench.tracked``) registered;
 - ``BENCH_RESULT_BACKEND`` switches the result backend, for the bare Celery worker (Redis results);
-- logging at WARNING by default: both sides skip the same per-request/per-task log lines.
+- logging at WARNING by default: both sides skip the same per-request/per-task log lines;
+- ``BENCH_UNFLUSHED_COMMIT=1`` (PostgreSQL): commits that do not wait for the flush to disk, for the enqueue figure's
+  diagnostic side. Not durable: a database crash can lose what was just accepted.
 """
 
 import os
@@ -24,3 +26,5 @@ CELERY_IMPORTS = ["bench.bare", "bench.tracked"]
 if os.environ.get("BENCH_RESULT_BACKEND"):
     CELERY_RESULT_BACKEND = os.environ["BENCH_RESULT_BACKEND"]
     CELERY_RESULT_EXPIRES = 3600
+if os.environ.get("BENCH_UNFLUSHED_COMMIT") == "1":
+    DATABASES["default"]["OPTIONS"]["options"] = "-c synchronous_commit=off"  # noqa: F405
