@@ -53,7 +53,7 @@ def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str
         app.send_task(task_name, kwargs=kwargs, task_id=task_id, time_limit=None, soft_time_limit=None)
         return
     origin = _nodename(os.getpid())
-    kwargsrepr = saferepr(kwargs, plan.kwargsrepr_maxsize, maxlevels=plan.repr_maxlevels)
+    kwargsrepr = _kwargs_repr(kwargs, plan)
     headers = {
         "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None, "expires": None, "group": None,
         "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id, "parent_id": None,
@@ -99,6 +99,17 @@ def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str
             time.sleep(min(first + step * attempt, longest))
     if signals.after_task_publish.receivers:
         signals.after_task_publish.send(sender=task_name, body=body, headers=headers, exchange="", routing_key=queue)
+
+
+def _kwargs_repr(kwargs: dict, plan: "_Plan") -> str:
+    """The message's ``kwargsrepr``, Celery's ``saferepr`` of the arguments; for what our jobs take (a row's id or two:
+    names that are identifiers, whole numbers), that is plain ``repr``'s text, at a tenth of the cost."""
+    if all(type(key) is str and key.isidentifier() and key.isascii() and type(value) is int
+           for key, value in kwargs.items()):  # fmt: skip
+        text = repr(kwargs)
+        if len(text) <= plan.kwargsrepr_maxsize:
+            return text
+    return saferepr(kwargs, plan.kwargsrepr_maxsize, maxlevels=plan.repr_maxlevels)
 
 
 def _envelope(body, headers: dict, properties: dict) -> str:

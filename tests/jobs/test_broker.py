@@ -216,3 +216,16 @@ def test_anything_it_does_not_write_itself_goes_through_send_task(client, monkey
 
     assert sent == [("other", "notifications.send_email"), (celery_app.main, "notifications.send_email")]
     assert client.llen("default") == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"email_id": 7}, {"report_id": 10**30, "user_id": -3}, {"n": 10**1100}, {"flag": True}, {"x": None},
+     {"name": "it's"}, {"é": 1}, {"a b": 1}, {"ids": [1, 2]}],
+)  # fmt: skip
+def test_the_arguments_repr_is_celerys(kwargs):
+    """The shortcut for ids gives saferepr's text exactly, its truncation included; anything else is saferepr's."""
+    from celery.utils.saferepr import saferepr
+
+    plan = broker._plan(celery_app, celery_app.conf.broker_url)
+    assert broker._kwargs_repr(kwargs, plan) == saferepr(kwargs, plan.kwargsrepr_maxsize, maxlevels=plan.repr_maxlevels)
