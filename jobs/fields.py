@@ -1,6 +1,21 @@
 """Serializer fields for API input that every app's input serializers use."""
 
+import copy
+
 from rest_framework import serializers
+
+
+class FlatInputSerializer(serializers.Serializer):
+    """An input serializer of plain fields only (no nested serializer, no field with a child), for hot endpoints.
+
+    DRF deep-copies every declared field for every serializer instance, running each field's ``__init__`` again, so
+    that an instance may change its fields; that cost more than the validation itself on every send-email request.
+    These fields are never changed after they are declared, so each instance gets shallow copies to bind: their own
+    name and parent, the declared validators and messages shared.
+    """
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
 
 class _StringOnly:

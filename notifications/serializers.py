@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from jobs.fields import StrictCharField, StrictEmailField
+from jobs.fields import FlatInputSerializer, StrictCharField, StrictEmailField
 
 
 def _single_line(value: str) -> str:
@@ -9,7 +9,7 @@ def _single_line(value: str) -> str:
     return value
 
 
-class SendEmailInput(serializers.Serializer):
+class SendEmailInput(FlatInputSerializer):
     to_email = StrictEmailField(max_length=254, validators=[_single_line])
     subject = StrictCharField(max_length=255, validators=[_single_line])
     body = StrictCharField(max_length=100_000, trim_whitespace=False)
