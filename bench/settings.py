@@ -27,4 +27,5 @@ if os.environ.get("BENCH_RESULT_BACKEND"):
     CELERY_RESULT_BACKEND = os.environ["BENCH_RESULT_BACKEND"]
     CELERY_RESULT_EXPIRES = 3600
 if os.environ.get("BENCH_UNFLUSHED_COMMIT") == "1":
-    DATABASES["default"]["OPTIONS"]["options"] = "-c synchronous_commit=off"  # noqa: F405
+    _options = DATABASES["default"]["OPTIONS"]  # noqa: F405
+    _options["options"] = f"{_options.get('options', '')} -c synchronous_commit=off".strip()

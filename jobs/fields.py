@@ -14,6 +14,20 @@ class FlatInputSerializer(serializers.Serializer):
     name and parent, the declared validators and messages shared.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, field in cls._declared_fields.items():
+            # What a shallow copy would share between requests: a nested serializer, a child field (bound to the
+            # declared field, not to the serializer in use), a default or initial value that validation hands out.
+            nested = (
+                isinstance(field, serializers.BaseSerializer)
+                or hasattr(field, "child")
+                or hasattr(field, "child_relation")
+            )
+            shared = any(isinstance(getattr(field, attr, None), dict | list | set) for attr in ("default", "initial"))
+            if nested or shared:
+                raise TypeError(f"{cls.__name__}.{name}: a FlatInputSerializer takes plain fields only")
+
     def get_fields(self):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 

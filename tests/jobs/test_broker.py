@@ -2,10 +2,12 @@
 
 import base64
 import json
+from collections import OrderedDict
 
 import pytest
 import redis
 from celery import signals
+from celery.utils.saferepr import saferepr
 
 import notifications.tasks  # noqa: F401 - the tasks compared below, registered as in a worker
 import reports.tasks  # noqa: F401
@@ -218,14 +220,33 @@ def test_anything_it_does_not_write_itself_goes_through_send_task(client, monkey
     assert client.llen("default") == 0
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{}, {"email_id": 7}, {"report_id": 10**30, "user_id": -3}, {"n": 10**1100}, {"flag": True}, {"x": None},
-     {"name": "it's"}, {"é": 1}, {"a b": 1}, {"ids": [1, 2]}],
-)  # fmt: skip
-def test_the_arguments_repr_is_celerys(kwargs):
-    """The shortcut for ids gives saferepr's text exactly, its truncation included; anything else is saferepr's."""
-    from celery.utils.saferepr import saferepr
+def _at_length(length: int) -> dict:
+    """{"n": <a whole number>} whose repr is ``length`` characters long."""
+    return {"n": int("9" * (length - len("{'n': }")))}
 
+
+MAXSIZE = broker._plan(celery_app, celery_app.conf.broker_url).kwargsrepr_maxsize
+PLAIN_IDS = [{}, {"email_id": 7}, {"report_id": 10**30, "user_id": -3}, _at_length(MAXSIZE)]
+OTHERS = [_at_length(MAXSIZE + 1), {"n": 10**1100}, {"flag": True}, {"x": None}, {"name": "it's"}, {"é": 1},
+          {"a b": 1}, {"ids": [1, 2]}, OrderedDict(a=1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs", PLAIN_IDS + OTHERS)
+def test_the_arguments_repr_is_celerys(kwargs):
+    """Plain ids take a shortcut that must give saferepr's text exactly; anything else is saferepr's."""
     plan = broker._plan(celery_app, celery_app.conf.broker_url)
     assert broker._kwargs_repr(kwargs, plan) == saferepr(kwargs, plan.kwargsrepr_maxsize, maxlevels=plan.repr_maxlevels)
+
+
+@pytest.mark.parametrize("kwargs", PLAIN_IDS)
+def test_plain_ids_take_the_shortcut(kwargs, monkeypatch):
+    monkeypatch.setattr(broker, "saferepr", lambda *args, **kwargs: pytest.fail("saferepr called"))
+    assert broker._kwargs_repr(kwargs, broker._plan(celery_app, celery_app.conf.broker_url)) == repr(kwargs)
+
+
+@pytest.mark.parametrize("maxsize, maxlevels", [(None, 3), (1024, 0), (1024, -1)])
+def test_settings_the_shortcut_does_not_follow_leave_it_to_saferepr(maxsize, maxlevels):
+    plan = broker._plan(celery_app, celery_app.conf.broker_url)._replace(kwargsrepr_maxsize=maxsize,
+                                                                        repr_maxlevels=maxlevels)  # fmt: skip
+    kwargs = {"email_id": 7}
+    assert broker._kwargs_repr(kwargs, plan) == saferepr(kwargs, maxsize, maxlevels=maxlevels)

@@ -3,6 +3,7 @@
 import pytest
 from rest_framework import serializers
 
+from jobs.fields import FlatInputSerializer
 from notifications.serializers import SendEmailInput
 
 # SendEmailInput's fields, with DRF's deep-copying get_fields.
@@ -39,3 +40,22 @@ def test_each_instance_binds_its_own_fields_and_the_declared_ones_stay_unbound()
         assert declared.parent is None and declared.field_name is None
     # The first instance's failure left nothing on the shared validators or messages.
     assert SendEmailInput(data=INPUTS[0]).is_valid()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        serializers.ListField(child=serializers.IntegerField()),
+        serializers.DictField(child=serializers.CharField()),
+        serializers.JSONField(default={}),
+        serializers.CharField(initial=["x"]),
+        DeepCopyingTwin(),
+    ],
+)
+def test_fields_a_shallow_copy_would_share_are_refused(field):
+    with pytest.raises(TypeError, match="plain fields only"):
+        type("Bad", (FlatInputSerializer,), {"field": field})
+
+
+def test_plain_fields_with_immutable_defaults_are_accepted():
+    type("Fine", (FlatInputSerializer,), {"n": serializers.IntegerField(default=3), "s": serializers.CharField()})
