@@ -107,7 +107,7 @@ def job_enqueue_with(
 
 
 def _insert_with_job(row: Model, job: Job, *, pk_kwarg: str) -> None:
-    sql, row_fields, job_fields = _insert_with_job_sql(type(row), connection.vendor)
+    sql, row_fields, job_fields = _insert_with_job_sql(type(row))
     values = [
         *insert_values(row, row_fields, connection=connection),
         *insert_values(job, job_fields, connection=connection),
@@ -122,9 +122,9 @@ def _insert_with_job(row: Model, job: Job, *, pk_kwarg: str) -> None:
 
 
 @cache
-def _insert_with_job_sql(row_model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
-    """The statement inserting a ``row_model`` row and its Job (the Job's ``kwargs`` made of the row's new primary key),
-    and the fields whose values it takes, in order: built once per model."""
+def _insert_with_job_sql(row_model: type[Model]) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+    """The PostgreSQL statement inserting a ``row_model`` row and its Job (the Job's ``kwargs`` made of the row's new
+    primary key), and the fields whose values it takes, in order: built once per model."""
     row_fields, job_fields = insert_fields(row_model), insert_fields(Job, leave_out=("kwargs",))
     quote = connection.ops.quote_name
     row_table, job_table = quote(row_model._meta.db_table), quote(Job._meta.db_table)

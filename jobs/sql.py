@@ -5,8 +5,6 @@ write two rows in one statement (jobs.services.job_enqueue_with). Values go thro
 ways, so the instance and the row are exactly what the ORM would give and write.
 """
 
-from functools import cache
-
 from django.db import connections, router
 from django.db.models import Field, Model
 
@@ -53,7 +51,6 @@ def row_update(instance: Model, fields: list[str]) -> None:
         cursor.execute(sql, [*params, meta.pk.get_db_prep_value(instance.pk, connection)])
 
 
-@cache
 def insert_fields(model: type[Model], leave_out: tuple[str, ...] = ()) -> tuple[Field, ...]:
     """The fields that inserting a new ``model`` instance writes, as ``save()`` would, without the database-made
     primary key and the fields left out (by name or attname)."""
