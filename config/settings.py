@@ -298,6 +298,9 @@ JOBS_DB_MAX_RETRIES = env.int("JOBS_DB_MAX_RETRIES", default=8)
 # Web processes keep the user behind each API token and each task's status in memory, dropped when a writer publishes
 # an invalidation (jobs.localcache); this is the longest an entry lives if a write somehow bypasses that. 0: no cache.
 JOBS_LOCAL_CACHE_SECONDS = env.int("JOBS_LOCAL_CACHE_SECONDS", default=30)
+# PostgreSQL: the enqueue's insert is a prepared statement on each connection (jobs.sql.prepared_cursor). Turn it off
+# behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 LOGGING = {

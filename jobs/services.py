@@ -22,7 +22,7 @@ from jobs import broker
 from jobs.localcache import invalidate
 from jobs.models import Job
 from jobs.redis_client import redis_backing_off, redis_failed
-from jobs.sql import insert_fields, insert_values
+from jobs.sql import insert_fields, insert_values, prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,9 @@ def job_enqueue_with(
     that works on it, whose task gets the row's primary key as ``pk_kwarg``; publish once that commits.
 
     On PostgreSQL both rows go in one statement (one round trip instead of BEGIN, two INSERTs and COMMIT: this is the
-    enqueue hot path); elsewhere in one transaction. Inside the caller's transaction either way, under a savepoint, so a
-    failed insert (say a unique key) leaves the caller's transaction usable.
+    enqueue hot path), prepared once per connection (jobs.sql.prepared_cursor); elsewhere in one transaction. Inside
+    the caller's transaction either way, under a savepoint, so a failed insert (say a unique key) leaves the caller's
+    transaction usable.
     """
     row.job_id = job_new_id()
     if connection.vendor != "postgresql":
@@ -112,7 +113,7 @@ def _insert_with_job(row: Model, job: Job, *, pk_kwarg: str) -> None:
         *insert_values(row, row_fields, connection=connection),
         *insert_values(job, job_fields, connection=connection),
     ]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, [*values, pk_kwarg])
         job.pk, row.pk = cursor.fetchone()
     job.kwargs = {pk_kwarg: row.pk}
@@ -134,7 +135,8 @@ def _insert_with_job_sql(row_model: type[Model]) -> tuple[str, tuple[Field, ...]
         f"WITH domain AS (INSERT INTO {row_table} ({', '.join(quote(f.column) for f in row_fields)}) "
         f"VALUES ({', '.join(['%s'] * len(row_fields))}) RETURNING {row_pk}) "
         f"INSERT INTO {job_table} ({', '.join(quote(f.column) for f in job_fields)}, {kwargs}) "
-        f"SELECT {', '.join(['%s'] * len(job_fields))}, jsonb_build_object(%s, domain.{row_pk}) FROM domain "
+        # the key cast: a prepared statement's parameters are bound by the server, which must know each one's type
+        f"SELECT {', '.join(['%s'] * len(job_fields))}, jsonb_build_object(%s::text, domain.{row_pk}) FROM domain "
         f"RETURNING {job_pk}, (SELECT {row_pk} FROM domain)"
     )
     return sql, row_fields, job_fields

@@ -28,9 +28,10 @@ QUIET_SECONDS = 1.0
 class DatabaseWrapper(base.DatabaseWrapper):
     _used_at = float("-inf")
 
-    def create_cursor(self, name=None):
+    def _prepare_cursor(self, cursor):
+        # Every cursor passes here, Django's own and those it did not make (jobs.sql.prepared_cursor's)
         self._used_at = time.monotonic()
-        return super().create_cursor(name)
+        return super()._prepare_cursor(cursor)
 
     def is_usable(self) -> bool:
         if self.connection is not None and not self.errors_occurred and self._recently_used_and_quiet():

@@ -125,3 +125,18 @@ def test_after_an_error_the_stock_check_asks_the_server(monkeypatch):
 
     assert spy.opened == 1
     assert connection.connection is not None
+
+
+def test_a_connection_whose_last_query_was_the_prepared_insert_passes_without_a_query(monkeypatch, tenant_user):
+    from notifications.services import email_request
+
+    backend_pid()
+    monkeypatch.setattr("jobs.services._send", lambda job: True)  # rows only: nothing reaches the broker
+    monkeypatch.setattr(connection, "_used_at", time.monotonic() - QUIET_SECONDS - 1)
+    email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.pk, to_email="hc@example.com", subject="s",
+                  body="b")  # fmt: skip  # an enqueue whose token was cached: its one query (jobs.sql.prepared_cursor)
+    spy = CursorSpy(monkeypatch)
+
+    health_check()
+
+    assert spy.opened == 0
