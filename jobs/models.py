@@ -13,7 +13,9 @@ class Job(models.Model):
     """
 
     task_id = models.CharField(max_length=255, unique=True, help_text="the public id: the Celery task id")
-    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="jobs")
+    # db_index off: job_tenant_recent_idx starts with the tenant (an index of its own would be written on every insert
+    # and read by nothing)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="jobs", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     kind = models.CharField(max_length=100, help_text="what the job does, e.g. send_email")
     task_name = models.CharField(max_length=255)
@@ -31,8 +33,8 @@ class Job(models.Model):
         default=0, db_default=0, help_text="starts that found the start before them unfinished: its worker died"
     )
     canceled_at = models.DateTimeField(null=True, blank=True)
-    canceled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    canceled_by = models.ForeignKey(  # indexed where set (job_canceled_by_idx): a new job has none
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     result = models.ForeignObject(
         TaskResult,
@@ -50,6 +52,7 @@ class Job(models.Model):
             models.Index(fields=["kind", "-accepted_at"], name="job_kind_recent_idx"),
             models.Index(fields=["accepted_at"], name="job_accepted_idx"),
             models.Index(fields=["accepted_at"], condition=Q(published_at__isnull=True), name="job_unpublished_idx"),
+            models.Index(fields=["canceled_by"], condition=Q(canceled_by__isnull=False), name="job_canceled_by_idx"),
         ]
 
     def __str__(self) -> str:

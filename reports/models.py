@@ -21,7 +21,9 @@ class Report(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
 
-    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="reports")
+    tenant = models.ForeignKey(  # indexed by report_tenant_recent_idx, which starts with it
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="reports", db_index=False
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     job = models.ForeignKey(
         "jobs.Job", to_field="task_id", on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"

@@ -49,7 +49,8 @@ class WebhookEvent(models.Model):
         IGNORED = "ignored"
         FAILED = "failed"
 
-    source = models.ForeignKey(WebhookSource, on_delete=models.PROTECT, related_name="events")
+    # indexed by webhook_event_unique_per_source, which starts with it
+    source = models.ForeignKey(WebhookSource, on_delete=models.PROTECT, related_name="events", db_index=False)
     webhook_id = models.CharField(max_length=255, help_text="the provider's webhook-id header")
     type = models.CharField(max_length=200, blank=True)
     payload = models.JSONField()
@@ -61,6 +62,7 @@ class WebhookEvent(models.Model):
         blank=True,
         related_name="webhook_events",
         help_text="who the event is about, when known (the source's tenant, or e.g. billing's data.tenant)",
+        db_index=False,  # indexed by webhook_event_tenant_idx, which starts with it
     )
     job = models.ForeignKey(
         "jobs.Job",
