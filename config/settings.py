@@ -299,7 +299,7 @@ JOBS_DB_MAX_RETRIES = env.int("JOBS_DB_MAX_RETRIES", default=8)
 # an invalidation (jobs.localcache); this is the longest an entry lives if a write somehow bypasses that. 0: no cache.
 JOBS_LOCAL_CACHE_SECONDS = env.int("JOBS_LOCAL_CACHE_SECONDS", default=30)
 # PostgreSQL: the enqueue's insert is a prepared statement on each connection (jobs.sql.prepared_cursor). Turn it off
-# behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
+# behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.22).
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 # --- Logging ----------------------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def insert_values(instance: Model, fields: tuple[Field, ...], *, connection) -> 
 
 def prepared_cursor(connection):
     """A cursor for a statement run on every request (on PostgreSQL, with ``DATABASE_PREPARED_STATEMENTS`` on): the
-    statement is prepared on the connection the first time, and then only bound and run: parsing and planning our
+    statement is prepared on the connection the first time it runs (with each set of parameter types: a None where
+    there is usually an id is another), and then only bound and run: parsing and planning our
     two-row insert on every enqueue took about a fifth of PostgreSQL's CPU time for it (bench/: 0.42 → 0.34 ms a
     request). Its parameters are bound by the server, so each one must have a type the statement makes clear (cast
     those it does not). Elsewhere, Django's own cursor.
@@ -88,7 +89,7 @@ def prepared_cursor(connection):
 
 @cache
 def _preparing_cursor_class() -> type:
-    from psycopg import Cursor  # PostgreSQL only
+    from psycopg import Cursor, errors  # PostgreSQL only
 
     class PreparingCursor(Cursor):
         """psycopg's server-binding cursor, asking for every statement it runs to be prepared.
@@ -105,6 +106,12 @@ def _preparing_cursor_class() -> type:
                 self.connection.prepare_threshold = 2**31 - 1  # counting alone would never prepare one
             try:
                 return super().execute(query, params, prepare=True, binary=binary)
+            except (errors.InvalidSqlStatementName, errors.FeatureNotSupported):
+                # The server no longer has it as psycopg remembers it (deallocated behind psycopg's back, say by a
+                # pooler's DISCARD ALL, or its result type changed): psycopg forgets them all, and the next run
+                # prepares it again. This one fails, as any statement that meets a database error does.
+                self.connection._prepared.clear()
+                raise
             finally:
                 self.connection.prepare_threshold = threshold
 

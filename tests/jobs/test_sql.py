@@ -1,7 +1,7 @@
 """jobs.sql: the written-out lock and update give and write exactly what the ORM would."""
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -117,3 +117,19 @@ def test_psycopg_keeps_prepared_statements_off_for_every_other_query(tenant_user
         request_email(tenant_user)
 
     assert connection.connection.prepare_threshold is None  # Django's setting: psycopg counts nothing else
+
+
+@postgresql_only
+def test_a_statement_the_server_lost_fails_once_and_is_then_prepared_again(
+    tenant_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        request_email(tenant_user)  # prepared
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")  # behind psycopg's back, as a pooler's DISCARD ALL would be
+        with pytest.raises(DatabaseError, match="does not exist"), transaction.atomic():
+            request_email(tenant_user)
+        email = request_email(tenant_user)
+
+    assert Job.objects.get(task_id=email.job_id).kwargs == {"email_id": email.pk}
+    assert insert_runs() == 1
