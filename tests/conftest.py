@@ -106,7 +106,7 @@ def broker_at(url: str):
 
     def switch(to: str) -> None:
         # kombu keeps one pool per URL; dropping our references makes the next publish pick the pool for ``to``.
-        celery_app.conf.broker_url = to
+        celery_app.conf.broker_url = celery_app.conf.broker_write_url = to
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
