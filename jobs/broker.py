@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from functools import cache
 from typing import NamedTuple
 
@@ -43,15 +44,22 @@ _UNHANDLED_OPTIONS = (
 )  # fmt: skip
 
 
-def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str | None = None) -> None:
+def publish(
+    app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str | None = None, unconfirmed: bool = False
+) -> Callable[[], None] | None:
     """Publish the job as ``app.send_task(task_name, kwargs=kwargs, task_id=task_id)`` would, without time limits in
     the message, to ``url`` (the app's ``broker_write_url`` unless given: the caller may have read it already); raises
-    what the broker raises (a RedisError, an OSError or kombu's errors) when it cannot."""
+    what the broker raises (a RedisError, an OSError or kombu's errors) when it cannot.
+
+    ``unconfirmed``: return once the message is sent, without waiting for Redis to answer, and return what reads its
+    answer (raising as the publish would); the connection is the caller's until then. None when already answered
+    (by ``send_task``, which always waits).
+    """
     plan = _plan(app, (url or app.conf.broker_write_url) or "")
     queue = plan and _route(app, task_name)
     if not queue or signals.task_sent.receivers:  # task_sent: deprecated, but send_task still sends it
         app.send_task(task_name, kwargs=kwargs, task_id=task_id, time_limit=None, soft_time_limit=None)
-        return
+        return None
     origin = _nodename(os.getpid())
     kwargsrepr = _kwargs_repr(kwargs, plan)
     headers = {
@@ -83,12 +91,16 @@ def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str
             "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
         }  # fmt: skip
         commands.append(("publish", plan.events_channel, _envelope(event, {"hostname": origin}, event_properties)))
+    confirm = None
     for attempt in range(plan.retries + 1):
-        pipe = plan.client.pipeline(transaction=False)  # one round trip; a pipeline empties itself when executed
-        for command, *args in commands:
-            getattr(pipe, command)(*args)
         try:
-            pipe.execute()
+            if unconfirmed:
+                confirm = _sent(plan.client, commands)
+            else:
+                pipe = plan.client.pipeline(transaction=False)  # one round trip; a pipeline empties itself when run
+                for command, *args in commands:
+                    getattr(pipe, command)(*args)
+                pipe.execute()
             break
         except (RedisConnectionError, RedisTimeoutError, OSError):
             # As kombu's retry policy would: again, after its wait, on a fresh connection (a failed one leaves the
@@ -99,6 +111,33 @@ def publish(app: Celery, *, task_name: str, task_id: str, kwargs: dict, url: str
             time.sleep(min(first + step * attempt, longest))
     if signals.after_task_publish.receivers:
         signals.after_task_publish.send(sender=task_name, body=body, headers=headers, exchange="", routing_key=queue)
+    return confirm
+
+
+def _sent(client: redis.Redis, commands: list[tuple]) -> Callable[[], None]:
+    """Send the commands (as a pipeline would, in one write) on a connection of the client's pool, and return what
+    reads their answers and gives the connection back to the pool; it raises an error answer or a failed read, as
+    the pipeline would, and the connection is then dropped (answers left unread would answer someone else)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()  # connected, and checked for a server that closed it meanwhile
+    try:
+        connection.send_packed_command(connection.pack_commands([(name.upper(), *args) for name, *args in commands]))
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+
+    def confirm() -> None:
+        try:
+            for _ in commands:
+                connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    return confirm
 
 
 def _kwargs_repr(kwargs: dict, plan: "_Plan") -> str:

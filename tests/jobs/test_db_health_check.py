@@ -131,7 +131,7 @@ def test_a_connection_whose_last_query_was_the_prepared_insert_passes_without_a_
     from notifications.services import email_request
 
     backend_pid()
-    monkeypatch.setattr("jobs.services._send", lambda job: True)  # rows only: nothing reaches the broker
+    monkeypatch.setattr("jobs.services._send", lambda job, answers=None: True)  # rows only: nothing reaches the broker
     monkeypatch.setattr(connection, "_used_at", time.monotonic() - QUIET_SECONDS - 1)
     email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.pk, to_email="hc@example.com", subject="s",
                   body="b")  # fmt: skip  # an enqueue whose token was cached: its one query (jobs.sql.prepared_cursor)

@@ -139,7 +139,8 @@ def test_an_email_and_its_job_are_written_together_and_published_after_commit(te
     assert job.accepted_at is not None and job.published_at is not None and job.publish_count == 1
     assert OutboundEmail.objects.get(pk=email.pk).job_id == job.task_id
     assert published == [{"task_name": "notifications.send_email", "task_id": job.task_id,
-                          "kwargs": {"email_id": email.pk}, "url": celery_app.conf.broker_write_url}]  # fmt: skip
+                          "kwargs": {"email_id": email.pk}, "url": celery_app.conf.broker_write_url,
+                          "unconfirmed": False}]  # fmt: skip  # outside a web request: it waits for the answer
 
 
 def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_own(tenant_user):
@@ -161,7 +162,7 @@ def test_a_published_message_carries_no_time_limits_so_the_worker_applies_its_ow
 
 
 def test_a_refused_insert_leaves_no_job_and_the_callers_transaction_usable(tenant_user, monkeypatch):
-    monkeypatch.setattr("jobs.services._send", lambda job: False)  # rows only: nothing reaches the broker
+    monkeypatch.setattr("jobs.services._send", lambda job, answers=None: False)  # rows only: nothing reaches the broker
     email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, dedupe_key="once", **EMAIL)
 
     with transaction.atomic():

@@ -36,7 +36,7 @@ def run_as_a_worker_would(task, *, task_id: str, kwargs: dict):
 @pytest.fixture
 def queued_email(tenant_user, monkeypatch):
     # Not published (outside a transaction the publish would run at once): this test plays the worker.
-    monkeypatch.setattr("jobs.services._send", lambda job: False)
+    monkeypatch.setattr("jobs.services._send", lambda job, answers=None: False)
     return email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.pk, to_email="start@example.com",
                          subject="Hi", body=".")  # fmt: skip
 
@@ -123,7 +123,7 @@ def test_a_retry_is_stored_before_its_message_goes_out_so_a_quick_pickup_is_no_c
     from jobs.services import job_enqueue
     from tests.chaos.tasks import retry_at_once
 
-    monkeypatch.setattr("jobs.services._send", lambda job: False)  # this test plays the worker
+    monkeypatch.setattr("jobs.services._send", lambda job, answers=None: False)  # this test plays the worker
     with transaction.atomic():
         job = job_enqueue(task_name="tests.retry_at_once", kind="test_retry", tenant_id=tenant_user.tenant_id)
     stored_when_published = []
