@@ -34,7 +34,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/reports/", permanent=False)),
 ]
 
-# API clients get JSON for unknown paths (and, should it ever happen, a server error); pages keep Django's. With DEBUG
-# on, Django skips handler404 for unmatched paths: jobs.middleware.ApiNotFoundMiddleware answers those under /api/.
+# API clients get JSON for requests Django refuses, unknown paths (and, should it ever happen, a server error); pages
+# keep Django's. With DEBUG on, Django skips handler404 for unmatched paths: jobs.middleware.ApiNotFoundMiddleware
+# answers those under /api/.
+handler400 = "jobs.views.bad_request"
 handler404 = "jobs.views.not_found"
 handler500 = "jobs.views.server_error"

@@ -1,6 +1,7 @@
 import logging
 
 from celery import current_app
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
@@ -45,6 +46,14 @@ def _check_broker() -> str:
 
 
 # --- error pages (config/urls.py handler404 / handler500): JSON under /api/, Django's pages elsewhere ---------------
+
+
+def bad_request(request: HttpRequest, exception: Exception):
+    """A request Django refuses before any view (a Host header not in ALLOWED_HOSTS, say): JSON under /api/."""
+    if request.path.startswith(API_PREFIX):
+        detail = "The Host header is not allowed." if isinstance(exception, DisallowedHost) else "Bad request."
+        return JsonResponse({"detail": detail}, status=400)
+    return defaults.bad_request(request, exception)
 
 
 def not_found(request: HttpRequest, exception: Exception):

@@ -323,6 +323,14 @@ def test_a_session_cookie_that_cannot_be_a_session_is_no_session(db, session_key
     assert page.status_code == 302 and page["Location"].startswith("/accounts/login/")
 
 
+def test_a_host_header_not_allowed_answers_json_400_under_the_api(api, client):
+    response = api.get("/api/tasks/abc/", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The Host header is not allowed."}
+    assert client.get("/reports/", HTTP_HOST="evil.example")["Content-Type"].startswith("text/html")  # pages: Django's
+
+
 def test_a_valid_request_after_all_that_still_works(api):
     # the refusals above leave the tenant's API usable: nothing was half-written
     assert api.post("/api/reports/generate/", {"report_type": "users"}, format="json").status_code == 202
