@@ -99,6 +99,7 @@ def configure_environment() -> dict:
         PYTHONPATH=str(PROJECT_DIR),
     )
     os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("CELERY_BROKER_WRITE_URL", None)
     os.environ.pop("EMAIL_URL", None)
     os.environ.pop("BENCH_UNFLUSHED_COMMIT", None)  # the diagnostic server's alone (figure_enqueue), never every side's
     if database_url.startswith("postgres"):

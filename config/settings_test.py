@@ -19,6 +19,7 @@ if _XDIST_NUMBER >= len(_TEST_REDIS_DBS):
     raise ImproperlyConfigured(f"Too many test workers for the Redis databases below {_TEST_REDIS.geturl()}")
 os.environ["REDIS_URL"] = _TEST_REDIS._replace(path=f"/{_TEST_REDIS_DBS[_XDIST_NUMBER]}").geturl()
 os.environ.pop("CELERY_BROKER_URL", None)
+os.environ.pop("CELERY_BROKER_WRITE_URL", None)
 os.environ.pop("EMAIL_URL", None)
 
 from config.settings import *  # noqa: E402, F403

@@ -12,7 +12,7 @@ from functools import cache
 
 from celery import current_app, states
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, Error, connection, connections, transaction
 from django.db.models import Field, Model
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -184,7 +184,10 @@ def _publish_accepted(job: Job) -> None:
     case this leaves to the slower stranded-job sweeper (jobs.recovery: about a minute and a half at the defaults),
     not the relay (seconds): a web process that dies between the commit and the publish's answer.
     """
-    if not _send(job, answers=getattr(_web_request, "answers", None)):
+    answers = getattr(_web_request, "answers", None)
+    if answers:  # an earlier publish of this request (an admin action's, say): its answer first, one connection held
+        _read_answers(answers)
+    if not _send(job, answers=answers):
         _unmark(job)
 
 
@@ -196,7 +199,7 @@ def _unmark(job: Job) -> None:
                 f"UPDATE {Job._meta.db_table} SET published_at = NULL, publish_count = publish_count - 1 WHERE id = %s",
                 [job.pk],
             )
-    except DatabaseError:
+    except Error:  # DatabaseError, or InterfaceError (a connection already closed)
         # After the commit: the job is accepted, so the request must not fail (a client would send it again). Left
         # marked, it is one the sweeper finds in no queue and publishes.
         logger.warning("Job %s (tenant %s) not published and not unmarked; the sweeper will publish it",
@@ -244,11 +247,17 @@ def publish_answers_read(**kwargs) -> None:
     or did not answer for (a dropped connection, a timeout), is unmarked for the relay, as when a publish fails at once
     (a push that did reach Redis is then delivered twice, and runs once)."""
     answers, _web_request.answers = getattr(_web_request, "answers", None), None
-    for job, confirm, broker_url in answers or ():
+    if answers:
+        _read_answers(answers)
+
+
+def _read_answers(answers: list) -> None:
+    while answers:
+        job, confirm, broker_url = answers.pop()
         try:
             confirm()
         except BROKER_ERRORS:
-            redis_failed(broker_url)
+            redis_failed(broker_url)  # a request's later publishes go to the relay at once (jobs.redis_client)
             logger.warning("Broker did not take job %s (tenant %s); left for the relay", job.task_id, job.tenant_id,
                            exc_info=True)  # fmt: skip
             _unmark(job)

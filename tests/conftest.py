@@ -322,6 +322,17 @@ def worker_process(transactional_db, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _no_publish_answers_left():
+    """A response the test client never closed (a streamed download left unread) leaves its request's publishes
+    waiting for their answers on this thread (jobs.services.publish_answers_read): read them after each test, so that
+    the next test's publishes outside a request wait for their answers, as a worker's do."""
+    yield
+    from jobs.services import publish_answers_read
+
+    publish_answers_read()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_api_throttle():
     """Each test starts with the tenant API budgets untouched (tenant ids repeat across test databases), and with
     nothing in this process's cache of tokens and statuses (rows of a rolled-back test may come back with its ids)."""

@@ -11,8 +11,9 @@ import redis
 from django.core.handlers.wsgi import WSGIHandler
 
 from config.celery import app as celery_app
+from jobs import broker as job_broker
 from jobs.models import Job
-from jobs.services import jobs_publish_pending
+from jobs.services import _web_request, jobs_publish_pending, publish_answers_deferred, publish_answers_read
 from notifications.services import email_request
 from tests.factories import token_for
 
@@ -108,6 +109,39 @@ def test_a_response_the_server_never_closed_has_its_answer_read_when_the_next_re
     assert job_of(first).published_at is None  # its refusal was read before the second request went on
     assert job_of(second).published_at is not None
     assert [json.loads(raw)["headers"]["id"] for raw in broker.lrange(QUEUE, 0, -1)] == [second["task_id"]]
+
+
+def test_a_request_that_publishes_several_jobs_holds_one_broker_connection_at_a_time(tenant_user, broker):
+    # given a request that enqueues three jobs (an admin action on three rows, say): Django's request_started
+    publish_answers_deferred()
+    emails = []
+    for _ in range(3):
+        emails.append(email_request(tenant_id=tenant_user.tenant_id, user_id=tenant_user.id, **EMAIL))
+
+        # then each publish takes the answer of the one before it first: one answer, one connection, outstanding
+        assert len(_web_request.answers) == 1
+
+    publish_answers_read()  # request_finished
+    assert sorted(json.loads(raw)["headers"]["id"] for raw in broker.lrange(QUEUE, 0, -1)) == sorted(
+        email.job_id for email in emails
+    )
+    assert all(job.published_at is not None for job in Job.objects.all())
+
+
+def test_a_refused_push_drops_its_connection_so_no_answer_is_left_for_its_next_user(broker, queue_refuses_pushes):
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    confirm = job_broker._sent(client, [("lpush", QUEUE, "message"), ("publish", "bench-events", "event")])
+
+    with pytest.raises(redis.ResponseError):
+        confirm()  # the push's answer is an error; the event's answer (a count) is left unread
+
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("PING")
+        assert connection.read_response() in (b"PONG", "PONG")  # not the count left over from the refused publish
+    finally:
+        pool.release(connection)
 
 
 def test_outside_a_web_request_a_publish_waits_for_the_answer(tenant_user, queue_refuses_pushes):
