@@ -136,13 +136,15 @@ WEB_GROUPS: set[int] = set()
 
 @contextmanager
 def web_server(port: int = PORT, **env: str):
-    """gunicorn with 2 sync workers, as in the Procfile (minus the access log), on BENCH_PORT (or ``port``)."""
+    """gunicorn with 2 sync workers, as in the Procfile (its ``--config`` too; minus the access log), on BENCH_PORT (or
+    ``port``)."""
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         # Its health check would pass on that server, and the figures would be another code's (a run left over).
         raise RuntimeError(f"port {port} is already taken (a gunicorn left over?); set BENCH_PORT or stop it")
     log = open(RESULTS_DIR / "gunicorn.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [BIN / "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        [BIN / "gunicorn", "config.wsgi:application", "--config", "python:config.gunicorn",
+         "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--timeout", "30", "--no-control-socket",  # gunicorn's one per user would be another server's (make run's)
          *shlex.split(os.environ.get("BENCH_GUNICORN_EXTRA", ""))],
         cwd=PROJECT_DIR, stdout=log, stderr=log, start_new_session=True, env={**os.environ, **env},

@@ -45,7 +45,7 @@ def _check_broker() -> str:
     return "ok"
 
 
-# --- error pages (config/urls.py handler404 / handler500): JSON under /api/, Django's pages elsewhere ---------------
+# --- error pages (config/urls.py handler400, 404, 500): JSON under /api/, Django's pages elsewhere ------------------
 
 
 def bad_request(request: HttpRequest, exception: Exception):
